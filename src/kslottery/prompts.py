@@ -1,0 +1,86 @@
+"""Prompts and tokenization: the model sees `prompt + " " + target + eos`, and learns only the target.
+
+The prompt and the target are tokenized separately and concatenated, so the prompt tokens at
+training time are exactly the prompt tokens at generation time (no merge across the boundary).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+LANGUAGE_NAMES = {
+    "en": "English",
+    "ca": "Catalan",
+    "es": "Spanish",
+    "de": "German",
+    "ro": "Romanian",
+    "fr": "French",
+    "it": "Italian",
+    "pt": "Portuguese",
+    "nl": "Dutch",
+    "pl": "Polish",
+    "cs": "Czech",
+    "ru": "Russian",
+    "zh": "Chinese",
+    "ja": "Japanese",
+}
+
+IGNORE_INDEX = -100  # label of prompt and padding tokens: no loss there
+
+
+def split_pair(pair: str) -> tuple[str, str]:
+    """'en-ca' -> ('en', 'ca')."""
+    src, tgt = pair.split("-")
+    return src, tgt
+
+
+def format_prompt(template: str, pair: str, source: str) -> str:
+    src, tgt = split_pair(pair)
+    return template.format(src=LANGUAGE_NAMES[src], tgt=LANGUAGE_NAMES[tgt], source=source)
+
+
+@dataclass(frozen=True)
+class Example:
+    input_ids: list[int]
+    labels: list[int]  # IGNORE_INDEX on prompt tokens
+
+
+def encode_example(tokenizer, prompt: str, target: str, max_length: int) -> Example:
+    """Token ids of prompt + target + eos, with the loss only on target and eos."""
+    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    target_ids = tokenizer(" " + target, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+    keep_target = max(1, max_length - len(prompt_ids))
+    target_ids = target_ids[:keep_target]
+    input_ids = (prompt_ids + target_ids)[-max_length:]
+    labels = ([IGNORE_INDEX] * len(prompt_ids) + target_ids)[-max_length:]
+    return Example(input_ids=input_ids, labels=labels)
+
+
+def encode_pairs(tokenizer, pairs, pair: str, template: str, max_length: int) -> list[Example]:
+    """Training examples for SentencePairs of language pair `pair` (e.g. 'en-ca')."""
+    return [encode_example(tokenizer, format_prompt(template, pair, p.source), p.target, max_length) for p in pairs]
+
+
+def collate(examples: list[Example], pad_token_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad a batch for training: input_ids, attention_mask, labels, each (B, T)."""
+    length = max(len(e.input_ids) for e in examples)
+    input_ids = torch.full((len(examples), length), pad_token_id, dtype=torch.long)
+    labels = torch.full((len(examples), length), IGNORE_INDEX, dtype=torch.long)
+    attention_mask = torch.zeros((len(examples), length), dtype=torch.long)
+    for row, e in enumerate(examples):
+        n = len(e.input_ids)
+        input_ids[row, :n] = torch.tensor(e.input_ids)
+        labels[row, :n] = torch.tensor(e.labels)
+        attention_mask[row, :n] = 1
+    return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+
+
+def token_counts(tokenizer, texts: list[str]) -> dict[int, int]:
+    """How often each token id occurs in `texts` (as targets are tokenized for training)."""
+    counts: dict[int, int] = {}
+    for text in texts:
+        for token_id in tokenizer(" " + text, add_special_tokens=False)["input_ids"]:
+            counts[token_id] = counts.get(token_id, 0) + 1
+    return counts

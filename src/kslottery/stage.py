@@ -1,0 +1,84 @@
+"""What every pipeline stage shares: logging, validated params, and atomic outputs.
+
+A stage writes into a temporary sibling of each output and renames it into place at the end, so a
+kill at any point leaves the previous output or none, never a half-written one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import click
+
+from kslottery.params import Params, ParamsError, load_params
+
+log = logging.getLogger("kslottery")
+
+
+def setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S",
+                        stream=sys.stderr)
+    for noisy in ("httpx", "urllib3", "accelerate", "transformers.modeling_utils"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def start(params_path: str | Path, stage: str, pair: str | None = None) -> Params:
+    """Log the stage, load and validate params (exit with every problem listed if any)."""
+    setup_logging()
+    try:
+        params = load_params(params_path)
+    except ParamsError as err:
+        raise click.ClickException(str(err)) from None
+    if pair is not None and pair not in params.pairs:
+        raise click.ClickException(f"pair {pair!r} is not in pairs {list(params.pairs)} of {params_path}")
+    log.info("stage %s%s", stage, f" [{pair}]" if pair else "")
+    return params
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path):
+    """Yield a fresh temporary directory that replaces `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if path.exists():
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    os.rename(tmp, path)
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | Path):
+    """Yield a temporary path in the same directory that replaces `path` only on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)
+
+
+def write_json(path: str | Path, data) -> None:
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def write_text(path: str | Path, text: str) -> None:
+    with atomic_file(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")

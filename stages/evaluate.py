@@ -1,0 +1,43 @@
+"""DVC stage evaluate: translate the test split with one method's model and score it."""
+
+from pathlib import Path
+
+import click
+
+from kslottery import stage
+from kslottery.corpus import read_pairs
+from kslottery.methods import load_trained, trainable_params
+from kslottery.models import count_parameters
+from kslottery.prompts import format_prompt
+from kslottery.scoring import score
+from kslottery.translate import translate
+
+
+@click.command()
+@click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path())
+@click.option("--pair", required=True)
+@click.option("--method", required=True, help="Name recorded in the metrics (base, embed, ticket, ...).")
+@click.option("--base", required=True, type=click.Path(exists=True), help="Base model directory (prepare-model).")
+@click.option("--model", "method_dir", type=click.Path(exists=True), help="What the method trained; omit for the base model.")
+@click.option("--data", required=True, type=click.Path(exists=True), help="Prepared splits directory.")
+@click.option("--out", required=True, type=click.Path(), help="Metrics JSON to write.")
+@click.option("--translations", required=True, type=click.Path(), help="TSV of source, reference, hypothesis.")
+def main(params_path, pair, method, base, method_dir, data, out, translations):
+    params = stage.start(params_path, "evaluate", pair)
+    test = read_pairs(Path(data) / "test.tsv")[: params.evaluate.limit]
+    model, tokenizer = load_trained(base, method_dir)
+    prompts = [format_prompt(params.prompt.template, pair, p.source) for p in test]
+    hypotheses = translate(model, tokenizer, prompts, params.evaluate.batch_size, params.evaluate.max_new_tokens,
+                           desc=f"translate {pair} {method}")
+    references = [p.target for p in test]
+    scores = score(hypotheses, references)
+    trainable = trainable_params(method_dir)
+    _, total = count_parameters(model)
+    stage.write_json(out, {"pair": pair, "method": method, **scores, "trainable_params": trainable, "total_params": total})
+    stage.write_text(translations, "source\treference\thypothesis\n" + "".join(
+        f"{p.source}\t{p.target}\t{h}\n" for p, h in zip(test, hypotheses)))
+    stage.log.info("%s %s: BLEU %.2f, chrF++ %.2f on %d sentences", pair, method, scores["bleu"], scores["chrf++"], len(test))
+
+
+if __name__ == "__main__":
+    main()

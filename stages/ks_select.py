@@ -1,0 +1,35 @@
+"""DVC stage ks-select@pair: KS-test every embedding row before vs after tuning; keep the tickets."""
+
+import click
+
+from kslottery import stage
+from kslottery.ks import ks_2samp_rows, select_tickets
+from kslottery.methods import load_embedding
+from kslottery.models import load_saved
+
+
+@click.command()
+@click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path())
+@click.option("--pair", required=True)
+@click.option("--base", required=True, type=click.Path(exists=True), help="Base model directory (prepare-model).")
+@click.option("--embed", required=True, type=click.Path(exists=True), help="embed-finetune output directory.")
+@click.option("--out", required=True, type=click.Path(), help="tickets.json to write.")
+@click.option("--metrics", required=True, type=click.Path(), help="Selection metrics JSON.")
+def main(params_path, pair, base, embed, out, metrics):
+    params = stage.start(params_path, "ks-select", pair)
+    model, tokenizer = load_saved(base)
+    before = model.get_input_embeddings().weight.detach().float().cpu().numpy()  # (V, d)
+    after = load_embedding(embed).float().numpy()  # (V, d)
+    statistic, pvalue = ks_2samp_rows(before, after)
+    tickets = select_tickets(statistic, pvalue, params.alpha, params.ks.top_k)
+    strings = tokenizer.convert_ids_to_tokens(tickets.token_ids.tolist())
+    record = tickets.record(strings, params.alpha, params.ks.top_k, vocab_size=before.shape[0])
+    stage.write_json(out, record)
+    stage.write_json(metrics, {k: v for k, v in record.items() if k != "tickets"})
+    stage.log.info("%s: %d tickets at alpha %g (%d rows significant, %d moved, of %d)", pair, record["n_tickets"],
+                   params.alpha, record["n_significant"], record["n_moved"], record["vocab_size"])
+    stage.log.info("first tickets: %s", " ".join(repr(s) for s in strings[:20]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,63 @@
+"""Shared fixtures: a tiny causal LM and tokenizer built in code (no download, a second to make)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+WORDS_EN = "the file menu opens a dialog where you can choose options for page style and print".split()
+WORDS_CA = "el menú fitxer obre un diàleg on podeu triar opcions per a estil de pàgina i imprimir".split()
+
+
+def tiny_pairs(n: int, seed: int = 0) -> list[tuple[str, str]]:
+    """n distinct pseudo-parallel sentence pairs (word-by-word 'translations')."""
+    rng = random.Random(seed)
+    pairs, seen = [], set()
+    while len(pairs) < n:
+        idx = [rng.randrange(len(WORDS_EN)) for _ in range(rng.randint(4, 9))]
+        source = " ".join(WORDS_EN[i] for i in idx)
+        if source in seen:
+            continue
+        seen.add(source)
+        pairs.append((source.capitalize() + ".", " ".join(WORDS_CA[i] for i in idx).capitalize() + "."))
+    return pairs
+
+
+def build_tiny_tokenizer() -> PreTrainedTokenizerFast:
+    texts = [s for pair in tiny_pairs(200) for s in pair] + ["Translate this from English to Catalan:\nEnglish: x\nCatalan:"]
+    tokenizer = Tokenizer(models.BPE(unk_token=None))
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<|endoftext|>", "<|im_end|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tokenizer.train_from_iterator(texts, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|im_end|>", pad_token="<|im_end|>",
+                                   unk_token="<|endoftext|>")
+
+
+def build_tiny_model(vocab_size: int, tie: bool = True, seed: int = 0) -> LlamaForCausalLM:
+    torch.manual_seed(seed)
+    config = LlamaConfig(vocab_size=vocab_size, hidden_size=16, intermediate_size=32, num_hidden_layers=2,
+                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=256,
+                         tie_word_embeddings=tie, bos_token_id=0, eos_token_id=1, pad_token_id=1)
+    return LlamaForCausalLM(config).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    return build_tiny_tokenizer()
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, tiny_tokenizer) -> Path:
+    """A saved tiny model with *tied* embeddings, as a hub model would come (prepare-model unties it)."""
+    out = tmp_path_factory.mktemp("tiny-model")
+    model = build_tiny_model(len(tiny_tokenizer), tie=True)
+    model.save_pretrained(out)
+    tiny_tokenizer.save_pretrained(out)
+    return out

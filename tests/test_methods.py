@@ -1,0 +1,91 @@
+"""Surgery invariants: what trains, what stays bit-identical, and that adapters round-trip."""
+
+import torch
+from peft import PeftModel
+
+from kslottery.methods import load_trained, prepare_embed, prepare_tokens, save_trained
+from kslottery.models import load_saved, load_source_model, save_model
+from kslottery.params import ModelParams, TrainParams
+from kslottery.prompts import encode_pairs
+from kslottery.train import train
+from conftest import tiny_pairs
+
+TEMPLATE = "Translate this from {src} to {tgt}:\n{src}: {source}\n{tgt}:"
+TRAIN = TrainParams(lr=0.05, steps=4, batch_size=4, max_length=64)
+
+
+def base_dir(tmp_path, tiny_model_dir):
+    model, tokenizer = load_source_model(ModelParams(source=str(tiny_model_dir)))
+    save_model(model, tokenizer, tmp_path / "base")
+    return tmp_path / "base"
+
+
+def examples(tokenizer):
+    from kslottery.corpus import SentencePair
+
+    pairs = [SentencePair(s, t) for s, t in tiny_pairs(16)]
+    return encode_pairs(tokenizer, pairs, "en-ca", TEMPLATE, 64)
+
+
+def snapshot(model):
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_embed_trains_only_the_input_embedding(tmp_path, tiny_model_dir):
+    model, tokenizer = load_saved(base_dir(tmp_path, tiny_model_dir))
+    before = snapshot(model)
+    model = prepare_embed(model)
+    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
+    assert trainable == ["model.embed_tokens.weight"]
+    result = train(model, examples(tokenizer), TRAIN, tokenizer.pad_token_id)
+    assert result.trainable_params == model.get_input_embeddings().weight.numel()
+    after = snapshot(model)
+    for key in before:
+        if key == "model.embed_tokens.weight":
+            assert not torch.equal(before[key], after[key])
+        else:
+            assert torch.equal(before[key], after[key]), key
+
+
+def test_untrained_ticket_adapter_is_the_identity(tmp_path, tiny_model_dir):
+    model, tokenizer = load_saved(base_dir(tmp_path, tiny_model_dir))
+    ids = torch.tensor([[3, 10, 42, 7]])
+    expected = model(ids).logits
+    wrapped = prepare_tokens(model, [10, 42])
+    assert torch.equal(wrapped(ids).logits, expected)
+
+
+def test_ticket_training_changes_only_ticket_rows(tmp_path, tiny_model_dir):
+    base = base_dir(tmp_path, tiny_model_dir)
+    model, tokenizer = load_saved(base)
+    data = examples(tokenizer)
+    used = sorted({t for e in data for t in e.input_ids})
+    ticket = used[:5]
+    original = snapshot(model)
+    wrapped = prepare_tokens(model, ticket)
+    trainable = [p for p in wrapped.parameters() if p.requires_grad]
+    assert sum(p.numel() for p in trainable) == len(ticket) * model.config.hidden_size  # only k rows
+    train(wrapped, data, TRAIN, tokenizer.pad_token_id)
+    save_trained(wrapped, "ticket", tmp_path / "ticket", {"trainable_params": 5 * 16})
+
+    loaded, _ = load_trained(base, tmp_path / "ticket")
+    assert isinstance(loaded, PeftModel)
+    merged = loaded.merge_and_unload()
+    state = snapshot(merged)
+    embedding_before = original["model.embed_tokens.weight"]
+    embedding_after = state["model.embed_tokens.weight"]
+    changed = (embedding_before != embedding_after).any(dim=1).nonzero().flatten().tolist()
+    assert changed and set(changed) <= set(ticket)
+    for key in original:
+        if key != "model.embed_tokens.weight":
+            assert torch.equal(original[key], state[key]), key  # every other weight bit-identical
+
+
+def test_embed_save_and_load_round_trip(tmp_path, tiny_model_dir):
+    base = base_dir(tmp_path, tiny_model_dir)
+    model, tokenizer = load_saved(base)
+    model = prepare_embed(model)
+    train(model, examples(tokenizer), TRAIN, tokenizer.pad_token_id)
+    save_trained(model, "embed", tmp_path / "embed", {"trainable_params": 1})
+    loaded, _ = load_trained(base, tmp_path / "embed")
+    assert torch.equal(loaded.get_input_embeddings().weight, model.get_input_embeddings().weight)

