@@ -7,7 +7,7 @@ import click
 from kslottery import stage
 from kslottery.corpus import read_pairs
 from kslottery.methods import load_trained, trainable_params
-from kslottery.models import count_parameters
+from kslottery.models import saved_parameter_count
 from kslottery.prompts import format_prompt
 from kslottery.scoring import score
 from kslottery.translate import translate
@@ -32,7 +32,7 @@ def main(params_path, pair, method, base, method_dir, data, out, translations):
     references = [p.target for p in test]
     scores = score(hypotheses, references)
     trainable = trainable_params(method_dir)
-    _, total = count_parameters(model)
+    total = saved_parameter_count(base)  # the base model's size, whatever the method adds
     stage.write_json(out, {"pair": pair, "method": method, **scores, "trainable_params": trainable, "total_params": total})
     stage.write_text(translations, "source\treference\thypothesis\n" + "".join(
         f"{p.source}\t{p.target}\t{h}\n" for p, h in zip(test, hypotheses)))

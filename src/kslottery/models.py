@@ -10,6 +10,7 @@ Device and dtype are decided here, once (`pick_device`), and used by every stage
 from __future__ import annotations
 
 import logging
+import math
 import os
 import subprocess
 import sys
@@ -172,6 +173,17 @@ def load_saved(model_dir: str | Path, device: torch.device | None = None, dtype:
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model.to(device).eval(), tokenizer
+
+
+def saved_parameter_count(model_dir: str | Path) -> int:
+    """Parameters of a model saved as safetensors, read from the file headers (no weights loaded)."""
+    from safetensors import safe_open
+
+    total = 0
+    for path in sorted(Path(model_dir).glob("*.safetensors")):
+        with safe_open(path, framework="pt") as weights:
+            total += sum(math.prod(weights.get_slice(key).get_shape()) for key in weights.keys())
+    return total
 
 
 def count_parameters(model) -> tuple[int, int]:
