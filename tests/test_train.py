@@ -1,0 +1,59 @@
+import pytest
+
+from kslottery.corpus import SentencePair
+from kslottery.methods import prepare_embed
+from kslottery.models import load_saved, load_source_model, save_model
+from kslottery.params import ModelParams, TrainParams
+from kslottery.prompts import encode_pairs
+from kslottery.train import LengthGroupedBatches, TrainingError, train
+from conftest import tiny_pairs
+
+
+def test_length_grouped_batches_cover_every_example_once_per_pass():
+    lengths = [(i * 37) % 101 + 5 for i in range(203)]
+    sampler = LengthGroupedBatches(lengths, batch_size=4, seed=0, window=5)
+    batches = list(sampler)
+    assert len(batches) == len(sampler) == 50 and all(len(b) == 4 for b in batches)
+    flat = [i for b in batches for i in b]
+    assert len(set(flat)) == len(flat)  # no repeats within a pass
+    padded = sum(4 * max(lengths[i] for i in b) for b in batches)
+    real = sum(lengths[i] for b in batches for i in b)
+    assert padded < 1.2 * real  # far less padding than random batches would carry
+    assert list(LengthGroupedBatches(lengths, 4, seed=0, window=5)) == batches  # seeded
+    assert list(LengthGroupedBatches(lengths, 4, seed=1, window=5)) != batches
+
+
+@pytest.fixture
+def tiny(tmp_path, tiny_model_dir):
+    model, tokenizer = load_source_model(ModelParams(source=str(tiny_model_dir)))
+    save_model(model, tokenizer, tmp_path / "base")
+    model, tokenizer = load_saved(tmp_path / "base")
+    pairs = [SentencePair(s, t) for s, t in tiny_pairs(16)]
+    examples = encode_pairs(tokenizer, pairs, "en-ca", "{src} to {tgt}: {source}\n", 64)
+    return model, tokenizer, examples
+
+
+def test_training_lowers_the_loss_and_is_deterministic(tiny):
+    model, tokenizer, examples = tiny
+    params = TrainParams(lr=0.05, steps=12, batch_size=4, max_length=64)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    first = train(prepare_embed(model), examples, params, tokenizer.pad_token_id)
+    assert len(first.losses) == 12
+    assert sum(first.losses[-3:]) < sum(first.losses[:3])
+    model.load_state_dict(state)
+    again = train(prepare_embed(model), examples, params, tokenizer.pad_token_id)
+    assert again.losses == first.losses
+
+
+def test_nothing_trainable_is_an_error(tiny):
+    model, tokenizer, examples = tiny
+    for p in model.parameters():
+        p.requires_grad_(False)
+    with pytest.raises(TrainingError, match="nothing to train"):
+        train(model, examples, TrainParams(lr=0.1, steps=1, batch_size=2), tokenizer.pad_token_id)
+
+
+def test_diverging_loss_stops_with_the_step(tiny):
+    model, tokenizer, examples = tiny
+    with pytest.raises(TrainingError, match="at step"):
+        train(prepare_embed(model), examples, TrainParams(lr=1e30, steps=6, batch_size=4), tokenizer.pad_token_id)
