@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from kslottery.corpus import SentencePair
 from kslottery.methods import prepare_embed
@@ -55,5 +56,8 @@ def test_nothing_trainable_is_an_error(tiny):
 
 def test_diverging_loss_stops_with_the_step(tiny):
     model, tokenizer, examples = tiny
-    with pytest.raises(TrainingError, match="at step"):
-        train(prepare_embed(model), examples, TrainParams(lr=1e30, steps=6, batch_size=4), tokenizer.pad_token_id)
+    model = prepare_embed(model)
+    with torch.no_grad():
+        model.get_input_embeddings().weight.fill_(float("nan"))  # what a diverged run looks like
+    with pytest.raises(TrainingError, match="loss is nan at step 0"):
+        train(model, examples, TrainParams(lr=0.1, steps=6, batch_size=4), tokenizer.pad_token_id)
