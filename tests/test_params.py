@@ -36,15 +36,19 @@ def test_every_bad_key_is_reported_at_once(tmp_path):
     raw["embed_finetune"]["lr"] = -1
     raw["data"]["train_size"] = 0
     raw["aplha"] = 0.05
+    raw["ticket_finetune"]["batch_size"] = "eight"  # a type error must not hide the other problems
+    raw["model"]["source"] = "/no/such/model"
     problems = problems_of(tmp_path, raw)
     text = "\n".join(problems)
-    assert len(problems) == 6, text
+    assert len(problems) == 7, text  # the two bad pairs share the `pairs` line
     assert "data.train_size: 0 must be >= 1" in text
     assert "alpha: 1.5 is outside (0, 1)" in text
     assert "unknown language code 'xx'" in text
     assert "'english-catalan' is not of the form src-tgt" in text
     assert "embed_finetune.lr: -1.0 must be > 0" in text
     assert "aplha: unknown key" in text
+    assert "ticket_finetune.batch_size: 'eight' is not an integer" in text
+    assert "model.source: directory '/no/such/model' does not exist" in text
 
 
 @pytest.mark.parametrize(

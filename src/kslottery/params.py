@@ -123,8 +123,10 @@ def load_params(path: str | Path, *, check_model: bool = True) -> Params:
         raise ParamsError(path, [f"top level must be a mapping of keys, got {type(raw).__name__}"])
     problems: list[str] = []
     params = _build(Params, raw, "", problems)
-    if params is not None:
-        problems += validate(params, check_model=check_model)
+    if check_model and isinstance(raw.get("model"), dict):
+        model = _build(ModelParams, raw["model"], "model.", [])  # checked even if other sections failed
+        if model is not None:
+            problems += model_source_problems(model)
     if problems:
         raise ParamsError(path, problems)
     return params
@@ -156,6 +158,11 @@ def _build(cls, raw: Any, prefix: str, problems: list[str]):
         else:
             value = _coerce(f.type, value, key, problems)
             if value is _BAD:
+                continue
+            rule = _RULES.get((cls, name))
+            complaint = rule(value) if rule and value is not None else None
+            if complaint:
+                problems.append(f"{key}: {complaint}")
                 continue
         kwargs[name] = value
     try:
@@ -216,57 +223,65 @@ _NESTED = {
 
 
 # ---------------------------------------------------------------------------------------------
-# Semantic checks on a well-typed Params.
+# Semantic rules, one per field, applied as each field is read: a bad value in one section never
+# hides a bad value in another. A rule returns None when the value is fine, else the complaint.
 
 
-def validate(params: Params, *, check_model: bool = True) -> list[str]:
-    """Every semantic problem of `params`, one line each (empty list: all good)."""
-    problems: list[str] = []
-    if not 0.0 < params.alpha < 1.0:
-        problems.append(f"alpha: {params.alpha} is outside (0, 1); use e.g. alpha: 0.05")
-    if not params.pairs:
-        problems.append("pairs: empty; list at least one pair, e.g. pairs: [en-ca]")
-    for pair in params.pairs:
-        problems += [f"pairs: {p}" for p in pair_problems(pair)]
-    if len(set(params.pairs)) != len(params.pairs):
-        problems.append(f"pairs: {list(params.pairs)} lists a pair twice; list each once")
+def _at_least(minimum):
+    return lambda v: None if v >= minimum else f"{v} must be >= {minimum}"
 
-    data = params.data
-    for name in ("train_size", "dev_size", "test_size", "max_source_words"):
-        value = getattr(data, name)
-        minimum = 0 if name == "dev_size" else 1
-        if value < minimum:
-            problems.append(f"data.{name}: {value} must be >= {minimum}")
 
-    for key in ("{src}", "{tgt}", "{source}"):
-        if key not in params.prompt.template:
-            problems.append(f"prompt.template: lacks {key}; the template must contain {{src}}, {{tgt}} and {{source}}")
+def _positive(v):
+    return None if v > 0 else f"{v} must be > 0"
 
-    for stage in ("embed_finetune", "ticket_finetune"):
-        train: TrainParams = getattr(params, stage)
-        for name in ("lr", "steps", "batch_size", "max_length", "log_every"):
-            value = getattr(train, name)
-            if value <= 0:
-                problems.append(f"{stage}.{name}: {value} must be > 0")
-        if train.optimizer not in OPTIMIZERS:
-            problems.append(f"{stage}.optimizer: {train.optimizer!r} is unknown; use one of {', '.join(OPTIMIZERS)}")
-        if train.weight_decay < 0:
-            problems.append(f"{stage}.weight_decay: {train.weight_decay} must be >= 0")
 
-    if params.ks.top_k is not None and params.ks.top_k <= 0:
-        problems.append(f"ks.top_k: {params.ks.top_k} must be > 0, or null to keep every significant row")
-    ev = params.evaluate
-    for name in ("batch_size", "max_new_tokens"):
-        if getattr(ev, name) <= 0:
-            problems.append(f"evaluate.{name}: {getattr(ev, name)} must be > 0")
-    if ev.limit is not None and ev.limit <= 0:
-        problems.append(f"evaluate.limit: {ev.limit} must be > 0, or null for the whole test set")
+def _one_of(choices):
+    return lambda v: None if v in choices else f"{v!r} is unknown; use one of {', '.join(choices)}"
 
-    if params.model.dtype not in DTYPES:
-        problems.append(f"model.dtype: {params.model.dtype!r} is unknown; use one of {', '.join(DTYPES)}")
-    if check_model:
-        problems += model_source_problems(params.model)
-    return problems
+
+def _alpha(v):
+    return None if 0.0 < v < 1.0 else f"{v} is outside (0, 1); use e.g. alpha: 0.05"
+
+
+def _pairs(pairs):
+    if not pairs:
+        return "empty; list at least one pair, e.g. pairs: [en-ca]"
+    problems = [p for pair in pairs for p in pair_problems(pair)]
+    if len(set(pairs)) != len(pairs):
+        problems.append(f"{list(pairs)} lists a pair twice; list each once")
+    return "; ".join(problems) or None
+
+
+def _template(template):
+    missing = [k for k in ("{src}", "{tgt}", "{source}") if k not in template]
+    return f"lacks {', '.join(missing)}; the template must contain {{src}}, {{tgt}} and {{source}}" if missing else None
+
+
+def _optional_positive(what):
+    return lambda v: None if v > 0 else f"{v} must be > 0, or null {what}"
+
+
+_RULES = {
+    (Params, "alpha"): _alpha,
+    (Params, "pairs"): _pairs,
+    (ModelParams, "dtype"): _one_of(DTYPES),
+    (DataParams, "train_size"): _at_least(1),
+    (DataParams, "dev_size"): _at_least(0),
+    (DataParams, "test_size"): _at_least(1),
+    (DataParams, "max_source_words"): _at_least(1),
+    (PromptParams, "template"): _template,
+    (TrainParams, "lr"): _positive,
+    (TrainParams, "steps"): _positive,
+    (TrainParams, "batch_size"): _positive,
+    (TrainParams, "max_length"): _positive,
+    (TrainParams, "log_every"): _positive,
+    (TrainParams, "optimizer"): _one_of(OPTIMIZERS),
+    (TrainParams, "weight_decay"): _at_least(0),
+    (KSParams, "top_k"): _optional_positive("to keep every significant row"),
+    (EvalParams, "batch_size"): _positive,
+    (EvalParams, "max_new_tokens"): _positive,
+    (EvalParams, "limit"): _optional_positive("for the whole test set"),
+}
 
 
 def pair_problems(pair: str) -> list[str]:
