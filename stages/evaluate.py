@@ -25,9 +25,7 @@ from kslottery.translate import translate
 def main(params_path, pair, method, base, method_dir, data, out, translations):
     params = stage.start(params_path, "evaluate", pair)
     test = read_pairs(Path(data) / "test.tsv")[: params.evaluate.limit]
-    model, tokenizer = load_trained(base, method_dir)
-    if hasattr(model, "merge_and_unload"):
-        model = model.merge_and_unload()  # exact for ticket rows (index_copy); generation then runs at base speed
+    model, tokenizer = load_trained(base, method_dir, merge=True)
     prompts = [format_prompt(params.prompt.template, pair, p.source) for p in test]
     hypotheses = translate(model, tokenizer, prompts, params.evaluate.batch_size, params.evaluate.max_new_tokens,
                            desc=f"translate {pair} {method}")

@@ -1,17 +1,20 @@
 """Surgery invariants: what trains, what stays bit-identical, and that adapters round-trip."""
 
+import pytest
 import torch
 from peft import PeftModel
 
-from kslottery.methods import load_trained, prepare_embed, prepare_tokens, save_trained
+from kslottery.ks import most_frequent_rows, random_rows
+from kslottery.methods import load_trained, prepare, prepare_embed, prepare_tokens, save_trained
 from kslottery.models import load_saved, load_source_model, save_model
-from kslottery.params import ModelParams, TrainParams
+from kslottery.params import BaselineParams, ModelParams, TrainParams
 from kslottery.prompts import encode_pairs
 from kslottery.train import train
 from conftest import tiny_pairs
 
 TEMPLATE = "Translate this from {src} to {tgt}:\n{src}: {source}\n{tgt}:"
 TRAIN = TrainParams(lr=0.05, steps=4, batch_size=4, max_length=64)
+BASELINE = BaselineParams(steps=4, batch_size=4, full_lr=0.01, lora_lr=0.01, prefix_lr=0.01, lora_r=2, prefix_tokens=3)
 
 
 def base_dir(tmp_path, tiny_model_dir):
@@ -89,3 +92,56 @@ def test_embed_save_and_load_round_trip(tmp_path, tiny_model_dir):
     save_trained(model, "embed", tmp_path / "embed", {"trainable_params": 1})
     loaded, _ = load_trained(base, tmp_path / "embed")
     assert torch.equal(loaded.get_input_embeddings().weight, model.get_input_embeddings().weight)
+
+
+def test_full_trains_everything_and_round_trips(tmp_path, tiny_model_dir):
+    base = base_dir(tmp_path, tiny_model_dir)
+    model, tokenizer = load_saved(base)
+    before = snapshot(model)
+    model = prepare("full", model, BASELINE)
+    result = train(model, examples(tokenizer), TRAIN, tokenizer.pad_token_id)
+    assert result.trainable_params == result.total_params
+    after = snapshot(model)
+    assert not torch.equal(before["model.layers.0.self_attn.q_proj.weight"], after["model.layers.0.self_attn.q_proj.weight"])
+    save_trained(model, "full", tmp_path / "full", {"trainable_params": result.trainable_params})
+    loaded, _ = load_trained(base, tmp_path / "full")
+    ids = torch.tensor([[3, 10, 42]])
+    assert torch.equal(loaded(ids).logits, model(ids).logits)
+
+
+@pytest.mark.parametrize("method", ["lora", "prefix"])
+def test_adapters_train_only_their_own_weights(tmp_path, tiny_model_dir, method):
+    base = base_dir(tmp_path, tiny_model_dir)
+    model, tokenizer = load_saved(base)
+    before = snapshot(model)
+    wrapped = prepare(method, model, BASELINE)
+    trainable = [n for n, p in wrapped.named_parameters() if p.requires_grad]
+    marker = "lora_" if method == "lora" else "prompt_encoder"
+    assert trainable and all(marker in n for n in trainable), trainable
+    result = train(wrapped, examples(tokenizer), TRAIN, tokenizer.pad_token_id)
+    if method == "lora":
+        config = model.config
+        kv = config.num_key_value_heads * (config.hidden_size // config.num_attention_heads)
+        expected = 2 * BASELINE.lora_r * ((16 + 16) + (16 + kv))  # per layer: q (16->16) and v (16->kv)
+    else:
+        expected = BASELINE.prefix_tokens * 2 * model.config.num_hidden_layers * (
+            model.config.num_key_value_heads * (model.config.hidden_size // model.config.num_attention_heads))
+    assert result.trainable_params == expected
+    for key, value in snapshot(wrapped.get_base_model()).items():
+        original = key.replace(".base_layer", "")
+        if original in before:
+            assert torch.equal(before[original], value), key  # the base stays bit-identical
+    save_trained(wrapped, method, tmp_path / method, {"trainable_params": result.trainable_params})
+    loaded, _ = load_trained(base, tmp_path / method, merge=True)
+    assert isinstance(loaded, PeftModel) == (method == "prefix")  # LoRA merges, prefix cannot
+
+
+def test_control_rows_are_chosen_as_documented():
+    rows = random_rows(vocab_size=1000, k=20, seed=3)
+    assert len(set(rows.tolist())) == 20 and rows.min() >= 0 and rows.max() < 1000
+    assert rows.tolist() == random_rows(1000, 20, seed=3).tolist() != random_rows(1000, 20, seed=4).tolist()
+    counts = {5: 10, 7: 3, 9: 10, 11: 1}
+    assert most_frequent_rows(counts, 3).tolist() == [5, 9, 7]  # by count, ties by smaller id
+    assert most_frequent_rows(counts, 10).tolist() == [5, 9, 7, 11]
+    with pytest.raises(ValueError):
+        random_rows(10, 11, seed=0)

@@ -40,8 +40,11 @@ def make_project(tmp_path, tiny_model_dir) -> Path:
     params["alpha"] = 0.5
     params["model"] = {"source": str(tiny_model_dir), "dtype": "float32"}
     params["data"].update(train_size=24, dev_size=4, test_size=8)
+    for stage in ("embed_finetune", "ticket_finetune", "baseline"):
+        params[stage].update(steps=3, batch_size=4, max_length=64)
     for stage in ("embed_finetune", "ticket_finetune"):
-        params[stage].update(lr=0.5, steps=3, batch_size=4, max_length=64)
+        params[stage]["lr"] = 0.5
+    params["baseline"].update(prefix_tokens=2, lora_r=2)
     params["evaluate"].update(batch_size=4, max_new_tokens=6)
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     dvc(["init", "--no-scm", "-q"], project)
@@ -64,17 +67,24 @@ def test_dvc_repro_end_to_end(tmp_path, tiny_model_dir):
     assert [t["p"] for t in tickets["tickets"]] == sorted(t["p"] for t in tickets["tickets"])
     assert (project / "models/en-ca/ticket/adapter_config.json").is_file()
 
-    for method in ("base", "embed", "ticket"):
+    for method in ("base", "embed", "ticket", "full", "lora", "prefix", "random-k", "frequent-k"):
         record = json.loads((project / f"metrics/eval/en-ca/{method}.json").read_text())
         assert record["method"] == method and record["n"] == 8
         assert 0 <= record["chrf++"] <= 100
         translations = (project / f"metrics/eval/en-ca/{method}.translations.tsv").read_text().splitlines()
         assert translations[0] == "source\treference\thypothesis" and len(translations) == 9
-    ticket_record = json.loads((project / "metrics/eval/en-ca/ticket.json").read_text())
-    assert ticket_record["trainable_params"] == tickets["n_tickets"] * 16  # k rows of d = 16
+    for method in ("ticket", "random-k"):  # k rows of d = 16, the same k for both
+        record = json.loads((project / f"metrics/eval/en-ca/{method}.json").read_text())
+        assert record["trainable_params"] == tickets["n_tickets"] * 16, method
+    # frequent-k: the k most frequent target tokens, or all of them where the targets hold fewer
+    frequent = json.loads((project / "metrics/eval/en-ca/frequent-k.json").read_text())
+    assert 0 < frequent["trainable_params"] <= tickets["n_tickets"] * 16
+    full = json.loads((project / "metrics/eval/en-ca/full.json").read_text())
+    assert full["trainable_params"] == full["total_params"]
 
     table = (project / "results/table.md").read_text()
-    for label in ("base (zero-shot)", "embedding only", "KS tickets", "en-ca chrF++"):
+    for label in ("base (zero-shot)", "full fine-tuning", "embedding only", "LoRA", "prefix-tuning",
+                  "random k rows", "most frequent k rows", "KS tickets", "en-ca chrF++", "% of full"):
         assert label in table
     assert (project / "results/scores.png").stat().st_size > 1000
 
@@ -85,6 +95,7 @@ def test_dvc_repro_end_to_end(tmp_path, tiny_model_dir):
     log = dvc(["repro"], project)
     assert "Running stage 'ks-select@en-ca'" in log
     for untouched in ("prepare-model", "prepare-data@en-ca", "embed-finetune@en-ca", "evaluate-base@en-ca",
-                      "evaluate@en-ca-embed"):
+                      "evaluate@en-ca-embed", "baseline@en-ca-full", "baseline@en-ca-lora", "baseline@en-ca-prefix",
+                      "evaluate@en-ca-full", "evaluate@en-ca-lora", "evaluate@en-ca-prefix"):
         assert f"Running stage '{untouched}'" not in log, untouched
     assert json.loads((project / "models/en-ca/tickets.json").read_text())["alpha"] == 0.4

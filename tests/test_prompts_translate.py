@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from kslottery.models import load_saved, load_source_model, save_model
@@ -45,3 +46,25 @@ def test_batched_translation_equals_one_at_a_time(tiny_model_dir, tmp_path):
     single = [translate(model, tokenizer, [p], batch_size=1, max_new_tokens=8)[0] for p in prompts]
     assert batched == single
     assert all("\n" not in t for t in batched)
+
+
+@pytest.mark.parametrize("method", ["prefix", "ticket"])
+def test_adapted_models_translate_batched_as_one_at_a_time(tiny_model_dir, tmp_path, method):
+    from kslottery.methods import load_trained, prepare, save_trained
+    from kslottery.params import BaselineParams
+
+    model, tokenizer = load_source_model(ModelParams(source=str(tiny_model_dir)))
+    save_model(model, tokenizer, tmp_path / "base")
+    model, tokenizer = load_saved(tmp_path / "base")
+    baseline = BaselineParams(steps=1, batch_size=1, full_lr=1, lora_lr=1, prefix_lr=1, prefix_tokens=4)
+    adapted = prepare(method, model, baseline, rows=[5, 9, 40])
+    with torch.no_grad():  # an adapter that is not the identity, so that padding mistakes would show
+        for name, parameter in adapted.named_parameters():
+            if parameter.requires_grad:
+                parameter.add_(torch.randn_like(parameter))
+    save_trained(adapted, method, tmp_path / method, {"trainable_params": 1})
+    loaded, tokenizer = load_trained(tmp_path / "base", tmp_path / method, merge=True)
+    prompts = [format_prompt(TEMPLATE, "en-ca", s) for s in ["The file.", "Choose options for page style and print."]]
+    batched = translate(loaded, tokenizer, prompts, batch_size=2, max_new_tokens=6)
+    single = [translate(loaded, tokenizer, [p], batch_size=1, max_new_tokens=6)[0] for p in prompts]
+    assert batched == single

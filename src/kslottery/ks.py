@@ -146,3 +146,22 @@ def select_tickets(statistic: np.ndarray, pvalue: np.ndarray, alpha: float, top_
         n_significant=int(len(significant)),
         n_moved=int((statistic > 0).sum()),
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Controls: rows chosen without the KS test, k at a time (k = the ticket count)
+
+
+def random_rows(vocab_size: int, k: int, seed: int) -> np.ndarray:
+    """k distinct rows drawn uniformly from the vocabulary, seeded; sorted."""
+    if not 0 < k <= vocab_size:
+        raise ValueError(f"k={k} must be in [1, {vocab_size}] (the vocabulary size)")
+    return np.sort(np.random.default_rng(seed).choice(vocab_size, size=k, replace=False)).astype(np.int64)
+
+
+def most_frequent_rows(counts: dict[int, int], k: int) -> np.ndarray:
+    """The k most frequent token ids (ties broken by the smaller id); fewer if fewer occur."""
+    if k <= 0:
+        raise ValueError(f"k={k} must be positive")
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return np.array([token for token, _ in ranked[:k]], dtype=np.int64)

@@ -2,6 +2,11 @@
 
 A method is nothing more than this. The training loop (train.py) never knows which one it runs.
 
+* base    nothing trains (the zero-shot reference).
+* full    every weight trains; saved as a whole model directory.
+* lora    peft LoRA adapters on `baseline.lora_targets`; saved as a peft adapter.
+* prefix  peft prefix-tuning (`baseline.prefix_tokens` virtual tokens); saved as a peft adapter.
+
 * embed   every row of the input embedding trains; everything else is frozen. Saved as the whole
           tuned matrix (`embedding.safetensors`, key `weight`, shape (V, d)) for ks-select.
 * ticket  only the given rows train, through peft's TrainableTokens: the original rows and the
@@ -9,6 +14,8 @@ A method is nothing more than this. The training loop (train.py) never knows whi
           optimizer state exist only for the k rows, an untrained adapter is exactly the identity,
           and every other weight stays bit-identical. Saved as a peft adapter directory that loads
           with `PeftModel.from_pretrained(base, dir)`.
+* random-k, frequent-k   the controls: exactly the ticket's surgery on other rows (k random rows
+          of the vocabulary, or the k most frequent target tokens), so they differ only in rows.
 """
 
 from __future__ import annotations
@@ -17,12 +24,15 @@ import json
 from pathlib import Path
 
 import torch
-from peft import PeftModel, TrainableTokensConfig, get_peft_model
+from peft import LoraConfig, PeftModel, PrefixTuningConfig, TrainableTokensConfig, get_peft_model
+from transformers import AutoModelForCausalLM
 from safetensors.torch import load_file, save_file
 
 from kslottery.models import load_saved
+from kslottery.params import BaselineParams
 
-METHODS = ("base", "embed", "ticket")
+TOKEN_METHODS = ("ticket", "random-k", "frequent-k")  # TrainableTokens on chosen rows
+METHODS = ("base", "embed", *TOKEN_METHODS, "full", "lora", "prefix")
 EMBEDDING_FILE = "embedding.safetensors"
 MANIFEST = "method.json"
 
@@ -59,16 +69,52 @@ def prepare_tokens(model, token_ids: list[int]):
     return get_peft_model(model, config)
 
 
+def prepare_full(model):
+    """Full fine-tuning: every parameter trains."""
+    for parameter in model.parameters():
+        parameter.requires_grad_(True)
+    return model
+
+
+def prepare_lora(model, rank: int, alpha: int, targets: tuple[str, ...]):
+    """LoRA on the named modules (e.g. q_proj, v_proj); the base stays frozen."""
+    freeze(model)
+    config = LoraConfig(r=rank, lora_alpha=alpha, target_modules=list(targets), lora_dropout=0.0, bias="none",
+                        task_type="CAUSAL_LM")
+    return get_peft_model(model, config)
+
+
+def prepare_prefix(model, virtual_tokens: int):
+    """Prefix-tuning: trained key/value prefixes in every layer; the base stays frozen."""
+    freeze(model)
+    return get_peft_model(model, PrefixTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=virtual_tokens))
+
+
+def prepare(method: str, model, baseline: BaselineParams, rows: list[int] | None = None):
+    """The surgery of `method`; `rows` are the token rows of the ticket and control methods."""
+    if method == "embed":
+        return prepare_embed(model)
+    if method in TOKEN_METHODS:
+        return prepare_tokens(model, rows or [])
+    if method == "full":
+        return prepare_full(model)
+    if method == "lora":
+        return prepare_lora(model, baseline.lora_r, baseline.lora_alpha, baseline.lora_targets)
+    if method == "prefix":
+        return prepare_prefix(model, baseline.prefix_tokens)
+    raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS[1:])}")
+
+
 def save_trained(model, method: str, out_dir: Path, info: dict) -> None:
     """Write what `method` trained into out_dir, plus a manifest naming the method."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    if method not in METHODS[1:]:
+        raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS[1:])}")
     if method == "embed":
         weight = model.get_input_embeddings().weight.detach().to("cpu").contiguous()
         save_file({"weight": weight}, out_dir / EMBEDDING_FILE)
-    elif method == "ticket":
-        model.save_pretrained(out_dir)
     else:
-        raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS[1:])}")
+        model.save_pretrained(out_dir)  # a peft adapter, or (full) a whole model
     (out_dir / MANIFEST).write_text(json.dumps({"method": method, **info}, indent=2) + "\n")
 
 
@@ -87,18 +133,26 @@ def trainable_params(method_dir: Path | None) -> int:
     return int(json.loads((Path(method_dir) / MANIFEST).read_text())["trainable_params"])
 
 
-def load_trained(base_dir: Path, method_dir: Path | None, device=None):
-    """(model, tokenizer): the base model with what `method_dir` trained applied; None -> base."""
+def load_trained(base_dir: Path, method_dir: Path | None, device=None, merge: bool = False):
+    """(model, tokenizer): the base model with what `method_dir` trained applied; None -> base.
+
+    merge=True folds mergeable adapters (LoRA, TrainableTokens: exact) into the weights, so that
+    generation runs at the base model's speed; prefix-tuning cannot be merged and stays a PeftModel.
+    """
     model, tokenizer = load_saved(base_dir, device=device)
     if method_dir is None:
         return model, tokenizer
-    manifest = json.loads((Path(method_dir) / MANIFEST).read_text())
-    if manifest["method"] == "embed":
+    method = json.loads((Path(method_dir) / MANIFEST).read_text())["method"]
+    if method == "embed":
         with torch.no_grad():
             embedding = model.get_input_embeddings().weight
             embedding.copy_(load_embedding(method_dir).to(embedding))
-    elif manifest["method"] == "ticket":
+    elif method == "full":
+        model = AutoModelForCausalLM.from_pretrained(method_dir, dtype=model.dtype).to(model.device).eval()
+    elif method in METHODS:
         model = PeftModel.from_pretrained(model, method_dir).eval()
+        if merge and not model.active_peft_config.is_prompt_learning:
+            model = model.merge_and_unload()
     else:
-        raise ValueError(f"{method_dir}/{MANIFEST} names unknown method {manifest['method']!r}")
+        raise ValueError(f"{method_dir}/{MANIFEST} names unknown method {method!r}")
     return model, tokenizer

@@ -78,6 +78,36 @@ class TrainParams:
 
 
 @dataclass(frozen=True)
+class BaselineParams:
+    """The comparison methods. Same data, steps and batch as the ticket; each its own learning rate."""
+
+    steps: int
+    batch_size: int
+    full_lr: float
+    """Full fine-tuning: every weight trains."""
+    lora_lr: float
+    prefix_lr: float
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_targets: tuple[str, ...] = ("q_proj", "v_proj")
+    """Module names LoRA adapts (peft target_modules)."""
+    prefix_tokens: int = 16
+    """Virtual tokens of prefix-tuning (peft num_virtual_tokens)."""
+    optimizer: str = "adamw"
+    weight_decay: float = 0.0
+    max_length: int = 256
+    seed: int = 0
+    log_every: int = 10
+
+    def train_params(self, method: str) -> TrainParams:
+        """The TrainParams of one baseline method (the loop knows nothing else)."""
+        lr = {"full": self.full_lr, "lora": self.lora_lr, "prefix": self.prefix_lr}[method]
+        return TrainParams(lr=lr, steps=self.steps, batch_size=self.batch_size, optimizer=self.optimizer,
+                           weight_decay=self.weight_decay, max_length=self.max_length, seed=self.seed,
+                           log_every=self.log_every)
+
+
+@dataclass(frozen=True)
 class KSParams:
     top_k: int | None = None
     """Keep at most this many tickets (smallest p first); null keeps every row with p < alpha."""
@@ -102,8 +132,18 @@ class Params:
     prompt: PromptParams
     embed_finetune: TrainParams
     ticket_finetune: TrainParams
+    """Also the settings of the random-k and frequent-k controls, so that they differ only in rows."""
+    baseline: BaselineParams
     ks: KSParams = field(default_factory=KSParams)
     evaluate: EvalParams = field(default_factory=EvalParams)
+
+    def train_params(self, method: str) -> TrainParams:
+        """The training settings of a method: its own section, or the ticket's for the controls."""
+        if method == "embed":
+            return self.embed_finetune
+        if method in ("ticket", "random-k", "frequent-k"):
+            return self.ticket_finetune
+        return self.baseline.train_params(method)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -217,6 +257,7 @@ _NESTED = {
     (Params, "prompt"): PromptParams,
     (Params, "embed_finetune"): TrainParams,
     (Params, "ticket_finetune"): TrainParams,
+    (Params, "baseline"): BaselineParams,
     (Params, "ks"): KSParams,
     (Params, "evaluate"): EvalParams,
 }
@@ -277,6 +318,19 @@ _RULES = {
     (TrainParams, "log_every"): _positive,
     (TrainParams, "optimizer"): _one_of(OPTIMIZERS),
     (TrainParams, "weight_decay"): _at_least(0),
+    (BaselineParams, "steps"): _positive,
+    (BaselineParams, "batch_size"): _positive,
+    (BaselineParams, "full_lr"): _positive,
+    (BaselineParams, "lora_lr"): _positive,
+    (BaselineParams, "prefix_lr"): _positive,
+    (BaselineParams, "lora_r"): _positive,
+    (BaselineParams, "lora_alpha"): _positive,
+    (BaselineParams, "lora_targets"): lambda v: None if v else "empty; name at least one module, e.g. [q_proj, v_proj]",
+    (BaselineParams, "prefix_tokens"): _positive,
+    (BaselineParams, "optimizer"): _one_of(OPTIMIZERS),
+    (BaselineParams, "weight_decay"): _at_least(0),
+    (BaselineParams, "max_length"): _positive,
+    (BaselineParams, "log_every"): _positive,
     (KSParams, "top_k"): _optional_positive("to keep every significant row"),
     (EvalParams, "batch_size"): _positive,
     (EvalParams, "max_new_tokens"): _positive,

@@ -2,7 +2,8 @@
 
 Input: one record per (pair, method), as written by the evaluate stage:
     {"pair": "en-ca", "method": "ticket", "bleu": .., "chrf++": .., "trainable_params": .., "total_params": ..}
-Output: one row per method, #trainable params (and % of the model), BLEU and chrF++ per pair, and
+Output: one row per method, #trainable params (and % of full fine-tuning's, i.e. of the model's),
+BLEU and chrF++ per pair, and
 their average over pairs.
 """
 
@@ -46,7 +47,7 @@ def build_table(records: list[dict]) -> pd.DataFrame:
         subset = frame[frame["method"] == method].set_index("pair")
         row = {"method": METHOD_LABELS.get(method, method),
                "trainable params": int(subset["trainable_params"].max()),
-               "% of model": 100.0 * subset["trainable_params"].max() / subset["total_params"].max()}
+               "% of full": 100.0 * subset["trainable_params"].max() / subset["total_params"].max()}
         for pair in pairs:
             for score in SCORES:
                 row[f"{pair} {_label(score)}"] = subset[score].get(pair, float("nan"))
@@ -64,7 +65,7 @@ def _label(score: str) -> str:
 def to_markdown(table: pd.DataFrame) -> str:
     shown = table.copy()
     shown["trainable params"] = shown["trainable params"].map(lambda n: f"{n:,}")
-    shown["% of model"] = shown["% of model"].map(lambda p: f"{p:.4f}")
+    shown["% of full"] = shown["% of full"].map(lambda p: f"{p:.4f}")
     return shown.to_markdown(floatfmt=".2f") + "\n"
 
 

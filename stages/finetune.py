@@ -1,0 +1,69 @@
+"""DVC stages embed-finetune, ticket-finetune, baseline and control: train one method on one pair.
+
+Every method goes through the same loop (kslottery.train); the method only decides, through its
+surgery (kslottery.methods), which parameters train and how the result is saved.
+"""
+
+import json
+from pathlib import Path
+
+import click
+
+from kslottery import stage
+from kslottery.corpus import read_pairs
+from kslottery.ks import most_frequent_rows, random_rows
+from kslottery.methods import METHODS, TOKEN_METHODS, prepare, save_trained
+from kslottery.models import load_saved
+from kslottery.prompts import encode_pairs, token_counts
+from kslottery.train import train
+
+
+@click.command()
+@click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path())
+@click.option("--pair", required=True)
+@click.option("--method", required=True, type=click.Choice(METHODS[1:]))
+@click.option("--base", required=True, type=click.Path(exists=True), help="Base model directory (prepare-model).")
+@click.option("--data", required=True, type=click.Path(exists=True), help="Prepared splits directory.")
+@click.option("--tickets", type=click.Path(exists=True), help="tickets.json (ticket rows, and k for the controls).")
+@click.option("--out", required=True, type=click.Path(), help="Directory for what the method trained.")
+@click.option("--metrics", required=True, type=click.Path(), help="Training metrics JSON.")
+@click.option("--loss-csv", required=True, type=click.Path(), help="Loss per step (DVC plot data).")
+def main(params_path, pair, method, base, data, tickets, out, metrics, loss_csv):
+    params = stage.start(params_path, f"finetune {method}", pair)
+    config = params.train_params(method)
+    if method in TOKEN_METHODS and tickets is None:
+        raise click.UsageError(f"--tickets is required for {method}")
+    model, tokenizer = load_saved(base)
+    train_pairs = read_pairs(Path(data) / "train.tsv")
+    examples = encode_pairs(tokenizer, train_pairs, pair, params.prompt.template, config.max_length)
+
+    rows = None
+    if method in TOKEN_METHODS:
+        ticket_rows = [t["token_id"] for t in json.loads(Path(tickets).read_text())["tickets"]]
+        if not ticket_rows:
+            raise click.ClickException(f"{tickets} holds no tickets: no row is significant at alpha={params.alpha}; "
+                                       "raise alpha or train embed-finetune longer")
+        k, vocab_size = len(ticket_rows), model.get_input_embeddings().weight.shape[0]
+        rows = {
+            "ticket": lambda: ticket_rows,
+            "random-k": lambda: random_rows(vocab_size, k, seed=config.seed).tolist(),
+            "frequent-k": lambda: most_frequent_rows(token_counts(tokenizer, [p.target for p in train_pairs]), k).tolist(),
+        }[method]()
+        seen = {t for e in examples for t in e.input_ids}
+        stage.log.info("%s: %d rows (k = %d tickets), %d of them occur in the training examples", method,
+                       len(rows), k, len(seen.intersection(rows)))
+
+    model = prepare(method, model, params.baseline, rows)
+    result = train(model, examples, config, tokenizer.pad_token_id, desc=f"{method} {pair}")
+    info = {"pair": pair, "trainable_params": result.trainable_params}
+    if rows is not None:
+        info["token_ids"] = sorted(rows)
+    with stage.atomic_dir(out) as tmp:
+        save_trained(model, method, tmp, info)
+    stage.write_json(metrics, result.metrics())
+    stage.write_text(loss_csv, result.loss_csv())
+    stage.log.info("saved %s to %s", method, out)
+
+
+if __name__ == "__main__":
+    main()
