@@ -145,3 +145,27 @@ def test_control_rows_are_chosen_as_documented():
     assert most_frequent_rows(counts, 10).tolist() == [5, 9, 7, 11]
     with pytest.raises(ValueError):
         random_rows(10, 11, seed=0)
+
+
+def test_certify_keeping_every_moved_row_agrees_fully(tmp_path, tiny_model_dir):
+    from kslottery.certify import accuracy, agreement, greedy_next_tokens, keep_rows
+
+    base = base_dir(tmp_path, tiny_model_dir)
+    model, tokenizer = load_saved(base)
+    data = examples(tokenizer)
+    original = model.get_input_embeddings().weight.detach().clone()
+    train(prepare_embed(model), data, TRAIN, tokenizer.pad_token_id)
+    tuned = model.get_input_embeddings().weight.detach().clone()
+    moved = (tuned != original).any(dim=1).nonzero().flatten().tolist()
+    tuned_predictions = greedy_next_tokens(model, data, tokenizer.pad_token_id, 4, "tuned")
+
+    with torch.no_grad():
+        model.get_input_embeddings().weight.copy_(keep_rows(original, tuned, moved))  # revert nothing that moved
+    assert agreement(tuned_predictions, greedy_next_tokens(model, data, tokenizer.pad_token_id, 4, "all")) == 1.0
+
+    with torch.no_grad():
+        model.get_input_embeddings().weight.copy_(keep_rows(original, tuned, []))  # revert everything: the base
+    base_predictions = greedy_next_tokens(model, data, tokenizer.pad_token_id, 4, "none")
+    assert agreement(tuned_predictions, base_predictions) < 1.0
+    assert 0.0 <= accuracy(base_predictions, data) <= 1.0
+    assert accuracy(tuned_predictions, data) > accuracy(base_predictions, data)  # tuning learned something

@@ -82,9 +82,13 @@ def test_dvc_repro_end_to_end(tmp_path, tiny_model_dir):
     full = json.loads((project / "metrics/eval/en-ca/full.json").read_text())
     assert full["trainable_params"] == full["total_params"]
 
+    certified = json.loads((project / "metrics/certify/en-ca.json").read_text())
+    assert certified["n_tickets"] == tickets["n_tickets"]
+    assert 0.0 <= certified["next_token_agreement"] <= 1.0
+
     table = (project / "results/table.md").read_text()
     for label in ("base (zero-shot)", "full fine-tuning", "embedding only", "LoRA", "prefix-tuning",
-                  "random k rows", "most frequent k rows", "KS tickets", "en-ca chrF++", "% of full"):
+                  "random k rows", "most frequent k rows", "KS tickets", "en-ca chrF++", "% of full", "next-token agreement"):
         assert label in table
     assert (project / "results/scores.png").stat().st_size > 1000
 
@@ -93,7 +97,9 @@ def test_dvc_repro_end_to_end(tmp_path, tiny_model_dir):
     params["alpha"] = 0.4
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     log = dvc(["repro"], project)
-    assert "Running stage 'ks-select@en-ca'" in log
+    # (the evaluations downstream rerun only if the retrained adapter differs; here the same rows win)
+    for rerun in ("ks-select@en-ca", "ticket-finetune@en-ca", "control@en-ca-random-k", "certify@en-ca"):
+        assert f"Running stage '{rerun}'" in log, rerun
     for untouched in ("prepare-model", "prepare-data@en-ca", "embed-finetune@en-ca", "evaluate-base@en-ca",
                       "evaluate@en-ca-embed", "baseline@en-ca-full", "baseline@en-ca-lora", "baseline@en-ca-prefix",
                       "evaluate@en-ca-full", "evaluate@en-ca-lora", "evaluate@en-ca-prefix"):

@@ -69,6 +69,20 @@ def to_markdown(table: pd.DataFrame) -> str:
     return shown.to_markdown(floatfmt=".2f") + "\n"
 
 
+def certification_markdown(records: list[dict]) -> str:
+    """The certify stage's measurements, one row per pair."""
+    frame = pd.DataFrame(records).set_index("pair").sort_index()
+    columns = {
+        "n_tickets": "tickets",
+        "next_token_agreement": "next-token agreement",
+        "next_token_accuracy_embed": "accuracy (embedding-tuned)",
+        "next_token_accuracy_tickets_only": "accuracy (tickets only)",
+        "chrf++_embed": "chrF++ (embedding-tuned)",
+        "chrf++_tickets_only": "chrF++ (tickets only)",
+    }
+    return frame[list(columns)].rename(columns=columns).to_markdown(floatfmt=".4g") + "\n"
+
+
 def plot_scores(table: pd.DataFrame, out_png: Path) -> None:
     """Horizontal bars of chrF++ per method (first pair, or the average), labelled with #params."""
     import matplotlib

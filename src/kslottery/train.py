@@ -35,11 +35,11 @@ class TrainResult:
     total_params: int = 0
 
     def metrics(self) -> dict:
+        """Deterministic summary (no wall time: two identical runs must give identical files)."""
         return {
             "steps": len(self.losses),
             "first_loss": round(self.losses[0], 4),
             "final_loss": round(sum(self.losses[-10:]) / len(self.losses[-10:]), 4),  # mean of last 10 steps
-            "seconds": round(self.seconds, 1),
             "trainable_params": self.trainable_params,
             "total_params": self.total_params,
         }
