@@ -97,3 +97,12 @@ def test_cli_validate_reports_and_exits_nonzero(tmp_path):
     ok = CliRunner().invoke(main, ["validate", str(REPO / "params.yaml")])
     assert ok.exit_code == 0, ok.output
     assert "valid" in ok.output
+
+
+def test_numbers_written_as_yaml_strings_are_read_and_nonsense_refused(tmp_path):
+    raw = default_raw()
+    raw["embed_finetune"]["lr"] = "1e-2"  # YAML 1.1 reads this as a string
+    assert load_params(write(tmp_path, raw)).embed_finetune.lr == 0.01
+    for bad in (".inf", "fast", True):
+        raw["embed_finetune"]["lr"] = bad
+        assert any("embed_finetune.lr" in p and "finite number" in p for p in problems_of(tmp_path, raw)), bad

@@ -8,6 +8,7 @@ Unknown keys are refused: a misspelt `aplha` must never fall back silently to a 
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -224,13 +225,17 @@ def _coerce(type_str: str, value: Any, key: str, problems: list[str]):
         return _BAD
     base = type_str.replace(" | None", "")
     if base == "float":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            # YAML 1.1 reads `1e-2` as a string; accept it but nothing else.
+        number = None
+        if isinstance(value, str):  # YAML 1.1 reads `1e-2` (no dot) as a string
             try:
-                return float(value) if isinstance(value, str) else _fail(key, value, "a number", problems)
+                number = float(value)
             except ValueError:
-                return _fail(key, value, "a number", problems)
-        return float(value)
+                pass
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            number = float(value)
+        if number is None or not math.isfinite(number):
+            return _fail(key, value, "a finite number", problems)
+        return number
     if base == "int":
         if isinstance(value, bool) or not isinstance(value, int):
             return _fail(key, value, "an integer", problems)
