@@ -38,7 +38,7 @@ def main(params_path, pair, base, embed, tickets, embed_metrics, data, out, tran
     model, tokenizer = load_saved(base)
     embedding = model.get_input_embeddings().weight
     base_rows, tuned = embedding.detach().clone(), load_embedding(embed).to(embedding)
-    examples = encode_pairs(tokenizer, test, pair, params.prompt.template, params.ticket_finetune.max_length)
+    examples = encode_pairs(tokenizer, test, pair, params.prompt.template, params.embed_finetune.max_length)
     batch_size = params.evaluate.batch_size
 
     with torch.no_grad():
@@ -66,8 +66,7 @@ def main(params_path, pair, base, embed, tickets, embed_metrics, data, out, tran
         "chrf++_difference": round(kept_scores["chrf++"] - embed_scores["chrf++"], 2),
     }
     stage.write_json(out, result)
-    stage.write_text(translations, "source\treference\thypothesis\n" + "".join(
-        f"{p.source}\t{p.target}\t{h}\n" for p, h in zip(test, hypotheses)))
+    stage.write_translations(translations, test, hypotheses)
     stage.log.info("%s: reverting all but %d ticket rows keeps %.1f%% of next-token predictions; chrF++ %.2f -> %.2f",
                    pair, len(rows), 100 * result["next_token_agreement"], embed_scores["chrf++"], kept_scores["chrf++"])
 

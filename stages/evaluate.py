@@ -6,7 +6,7 @@ import click
 
 from kslottery import stage
 from kslottery.corpus import read_pairs
-from kslottery.methods import load_trained, trainable_params
+from kslottery.methods import load_trained, read_manifest
 from kslottery.models import saved_parameter_count
 from kslottery.prompts import format_prompt
 from kslottery.scoring import score
@@ -24,6 +24,10 @@ from kslottery.translate import translate
 @click.option("--translations", required=True, type=click.Path(), help="TSV of source, reference, hypothesis.")
 def main(params_path, pair, method, base, method_dir, data, out, translations):
     params = stage.start(params_path, "evaluate", pair)
+    manifest = read_manifest(method_dir) if method_dir else {"method": "base", "trainable_params": 0}
+    if manifest["method"] != method:
+        raise click.ClickException(f"--method {method} but {method_dir or 'no --model'} holds {manifest['method']!r}; "
+                                   "pass the directory that method wrote (or no --model for base)")
     test = read_pairs(Path(data) / "test.tsv")[: params.evaluate.limit]
     model, tokenizer = load_trained(base, method_dir, merge=True)
     prompts = [format_prompt(params.prompt.template, pair, p.source) for p in test]
@@ -31,11 +35,10 @@ def main(params_path, pair, method, base, method_dir, data, out, translations):
                            desc=f"translate {pair} {method}")
     references = [p.target for p in test]
     scores = score(hypotheses, references)
-    trainable = trainable_params(method_dir)
+    trainable = manifest["trainable_params"]
     total = saved_parameter_count(base)  # the base model's size, whatever the method adds
     stage.write_json(out, {"pair": pair, "method": method, **scores, "trainable_params": trainable, "total_params": total})
-    stage.write_text(translations, "source\treference\thypothesis\n" + "".join(
-        f"{p.source}\t{p.target}\t{h}\n" for p, h in zip(test, hypotheses)))
+    stage.write_translations(translations, test, hypotheses)
     stage.log.info("%s %s: BLEU %.2f, chrF++ %.2f on %d sentences", pair, method, scores["bleu"], scores["chrf++"], len(test))
 
 

@@ -12,7 +12,7 @@ import click
 from kslottery import stage
 from kslottery.corpus import read_pairs
 from kslottery.ks import most_frequent_rows, random_rows
-from kslottery.methods import METHODS, TOKEN_METHODS, prepare, save_trained
+from kslottery.methods import TOKEN_METHODS, TRAINED_METHODS, prepare, save_trained
 from kslottery.models import load_saved
 from kslottery.prompts import encode_pairs, token_counts
 from kslottery.train import train
@@ -21,7 +21,7 @@ from kslottery.train import train
 @click.command()
 @click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path())
 @click.option("--pair", required=True)
-@click.option("--method", required=True, type=click.Choice(METHODS[1:]))
+@click.option("--method", required=True, type=click.Choice(TRAINED_METHODS))
 @click.option("--base", required=True, type=click.Path(exists=True), help="Base model directory (prepare-model).")
 @click.option("--data", required=True, type=click.Path(exists=True), help="Prepared splits directory.")
 @click.option("--tickets", type=click.Path(exists=True), help="tickets.json (ticket rows, and k for the controls).")
@@ -31,18 +31,20 @@ from kslottery.train import train
 def main(params_path, pair, method, base, data, tickets, out, metrics, loss_csv):
     params = stage.start(params_path, f"finetune {method}", pair)
     config = params.train_params(method)
-    if method in TOKEN_METHODS and tickets is None:
-        raise click.UsageError(f"--tickets is required for {method}")
+    ticket_rows = None
+    if method in TOKEN_METHODS:  # read and check the tickets before any model is loaded
+        if tickets is None:
+            raise click.UsageError(f"--tickets is required for {method}")
+        ticket_rows = [t["token_id"] for t in json.loads(Path(tickets).read_text())["tickets"]]
+        if not ticket_rows:
+            raise click.ClickException(f"{tickets} holds no tickets: no row is significant at alpha={params.alpha}; "
+                                       "raise alpha or train embed-finetune longer")
     model, tokenizer = load_saved(base)
     train_pairs = read_pairs(Path(data) / "train.tsv")
     examples = encode_pairs(tokenizer, train_pairs, pair, params.prompt.template, config.max_length)
 
     rows = None
-    if method in TOKEN_METHODS:
-        ticket_rows = [t["token_id"] for t in json.loads(Path(tickets).read_text())["tickets"]]
-        if not ticket_rows:
-            raise click.ClickException(f"{tickets} holds no tickets: no row is significant at alpha={params.alpha}; "
-                                       "raise alpha or train embed-finetune longer")
+    if ticket_rows is not None:
         k, vocab_size = len(ticket_rows), model.get_input_embeddings().weight.shape[0]
         rows = {
             "ticket": lambda: ticket_rows,

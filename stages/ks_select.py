@@ -22,6 +22,10 @@ def main(params_path, pair, base, embed, out, metrics):
     after = load_embedding(embed).float().numpy()  # (V, d)
     statistic, pvalue = ks_2samp_rows(before, after)
     tickets = select_tickets(statistic, pvalue, params.alpha, params.ks.top_k)
+    if len(tickets.token_ids) == 0:
+        raise click.ClickException(f"{pair}: no row is significant at alpha={params.alpha} ({tickets.n_moved} rows moved, "
+                                   "smallest p = %.3g); raise alpha or train embed-finetune harder (lr, steps)"
+                                   % (pvalue.min() if len(pvalue) else 1.0))
     strings = tokenizer.convert_ids_to_tokens(tickets.token_ids.tolist())
     record = tickets.record(strings, params.alpha, params.ks.top_k, vocab_size=before.shape[0])
     stage.write_json(out, record)

@@ -7,14 +7,15 @@ from peft import PeftModel
 from kslottery.ks import most_frequent_rows, random_rows
 from kslottery.methods import load_trained, prepare, prepare_embed, prepare_tokens, save_trained
 from kslottery.models import load_saved, load_source_model, save_model
-from kslottery.params import BaselineParams, ModelParams, TrainParams
+from kslottery.params import BaselineParams, FullParams, LoraParams, ModelParams, PrefixParams, TrainParams
 from kslottery.prompts import encode_pairs
 from kslottery.train import train
 from conftest import tiny_pairs
 
 TEMPLATE = "Translate this from {src} to {tgt}:\n{src}: {source}\n{tgt}:"
 TRAIN = TrainParams(lr=0.05, steps=4, batch_size=4, max_length=64)
-BASELINE = BaselineParams(steps=4, batch_size=4, full_lr=0.01, lora_lr=0.01, prefix_lr=0.01, lora_r=2, prefix_tokens=3)
+BASELINE = BaselineParams(steps=4, batch_size=4, full=FullParams(lr=0.01), lora=LoraParams(lr=0.01, r=2),
+                          prefix=PrefixParams(lr=0.01, tokens=3))
 
 
 def base_dir(tmp_path, tiny_model_dir):
@@ -122,9 +123,9 @@ def test_adapters_train_only_their_own_weights(tmp_path, tiny_model_dir, method)
     if method == "lora":
         config = model.config
         kv = config.num_key_value_heads * (config.hidden_size // config.num_attention_heads)
-        expected = 2 * BASELINE.lora_r * ((16 + 16) + (16 + kv))  # per layer: q (16->16) and v (16->kv)
+        expected = 2 * BASELINE.lora.r * ((16 + 16) + (16 + kv))  # per layer: q (16->16) and v (16->kv)
     else:
-        expected = BASELINE.prefix_tokens * 2 * model.config.num_hidden_layers * (
+        expected = BASELINE.prefix.tokens * 2 * model.config.num_hidden_layers * (
             model.config.num_key_value_heads * (model.config.hidden_size // model.config.num_attention_heads))
     assert result.trainable_params == expected
     for key, value in snapshot(wrapped.get_base_model()).items():
@@ -167,5 +168,4 @@ def test_certify_keeping_every_moved_row_agrees_fully(tmp_path, tiny_model_dir):
         model.get_input_embeddings().weight.copy_(keep_rows(original, tuned, []))  # revert everything: the base
     base_predictions = greedy_next_tokens(model, data, tokenizer.pad_token_id, 4, "none")
     assert agreement(tuned_predictions, base_predictions) < 1.0
-    assert 0.0 <= accuracy(base_predictions, data) <= 1.0
     assert accuracy(tuned_predictions, data) > accuracy(base_predictions, data)  # tuning learned something

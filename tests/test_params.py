@@ -66,6 +66,10 @@ def test_every_bad_key_is_reported_at_once(tmp_path):
         (lambda r: r["prompt"].update(template="Translate: {source}"), "prompt.template: lacks {src}"),
         (lambda r: r["evaluate"].update(colour="blue"), "evaluate.colour: unknown key"),
         (lambda r: r.pop("model"), "model: missing"),
+        (lambda r: r["data"].update(train_size=4), "embed_finetune.batch_size: 8 is larger than data.train_size (4)"),
+        (lambda r: r["prompt"].update(template="{src} {tgt} {source} {\"json\": 1}"), "prompt.template: cannot be filled"),
+        (lambda r: r["ticket_finetune"].update(seed=-1), "ticket_finetune.seed: -1 must be >= 0"),
+        (lambda r: r["baseline"]["lora"].update(targets=[]), "baseline.lora.targets: empty"),
     ],
 )
 def test_each_bad_value_names_key_and_fix(tmp_path, change, expected):
@@ -103,6 +107,6 @@ def test_numbers_written_as_yaml_strings_are_read_and_nonsense_refused(tmp_path)
     raw = default_raw()
     raw["embed_finetune"]["lr"] = "1e-2"  # YAML 1.1 reads this as a string
     assert load_params(write(tmp_path, raw)).embed_finetune.lr == 0.01
-    for bad in (".inf", "fast", True):
+    for bad in (float("inf"), float("nan"), "fast", True):
         raw["embed_finetune"]["lr"] = bad
         assert any("embed_finetune.lr" in p and "finite number" in p for p in problems_of(tmp_path, raw)), bad

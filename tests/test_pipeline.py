@@ -44,7 +44,8 @@ def make_project(tmp_path, tiny_model_dir) -> Path:
         params[stage].update(steps=3, batch_size=4, max_length=64)
     for stage in ("embed_finetune", "ticket_finetune"):
         params[stage]["lr"] = 0.5
-    params["baseline"].update(prefix_tokens=2, lora_r=2)
+    params["baseline"]["prefix"]["tokens"] = 2
+    params["baseline"]["lora"]["r"] = 2
     params["evaluate"].update(batch_size=4, max_new_tokens=6)
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     dvc(["init", "--no-scm", "-q"], project)
@@ -98,7 +99,8 @@ def test_dvc_repro_end_to_end(tmp_path, tiny_model_dir):
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     log = dvc(["repro"], project)
     # (the evaluations downstream rerun only if the retrained adapter differs; here the same rows win)
-    for rerun in ("ks-select@en-ca", "ticket-finetune@en-ca", "control@en-ca-random-k", "certify@en-ca"):
+    for rerun in ("ks-select@en-ca", "ticket-finetune@en-ca", "control@en-ca-random-k", "control@en-ca-frequent-k",
+                  "certify@en-ca"):
         assert f"Running stage '{rerun}'" in log, rerun
     for untouched in ("prepare-model", "prepare-data@en-ca", "embed-finetune@en-ca", "evaluate-base@en-ca",
                       "evaluate@en-ca-embed", "baseline@en-ca-full", "baseline@en-ca-lora", "baseline@en-ca-prefix",

@@ -25,14 +25,15 @@ from pathlib import Path
 
 import torch
 from peft import LoraConfig, PeftModel, PrefixTuningConfig, TrainableTokensConfig, get_peft_model
-from transformers import AutoModelForCausalLM
 from safetensors.torch import load_file, save_file
 
 from kslottery.models import load_saved
 from kslottery.params import BaselineParams
 
 TOKEN_METHODS = ("ticket", "random-k", "frequent-k")  # TrainableTokens on chosen rows
-METHODS = ("base", "embed", *TOKEN_METHODS, "full", "lora", "prefix")
+ADAPTER_METHODS = (*TOKEN_METHODS, "lora", "prefix")  # saved as peft adapters
+TRAINED_METHODS = ("embed", "full", *ADAPTER_METHODS)
+METHODS = ("base", *TRAINED_METHODS)
 EMBEDDING_FILE = "embedding.safetensors"
 MANIFEST = "method.json"
 
@@ -99,17 +100,17 @@ def prepare(method: str, model, baseline: BaselineParams, rows: list[int] | None
     if method == "full":
         return prepare_full(model)
     if method == "lora":
-        return prepare_lora(model, baseline.lora_r, baseline.lora_alpha, baseline.lora_targets)
+        return prepare_lora(model, baseline.lora.r, baseline.lora.alpha, baseline.lora.targets)
     if method == "prefix":
-        return prepare_prefix(model, baseline.prefix_tokens)
-    raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS[1:])}")
+        return prepare_prefix(model, baseline.prefix.tokens)
+    raise ValueError(f"unknown method {method!r}; known: {', '.join(TRAINED_METHODS)}")
 
 
 def save_trained(model, method: str, out_dir: Path, info: dict) -> None:
     """Write what `method` trained into out_dir, plus a manifest naming the method."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    if method not in METHODS[1:]:
-        raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS[1:])}")
+    if method not in TRAINED_METHODS:
+        raise ValueError(f"unknown method {method!r}; known: {', '.join(TRAINED_METHODS)}")
     if method == "embed":
         weight = model.get_input_embeddings().weight.detach().to("cpu").contiguous()
         save_file({"weight": weight}, out_dir / EMBEDDING_FILE)
@@ -126,11 +127,12 @@ def load_embedding(method_dir: Path) -> torch.Tensor:
     return load_file(path)["weight"]
 
 
-def trainable_params(method_dir: Path | None) -> int:
-    """How many parameters the method trained, from its manifest (0 for the base model)."""
-    if method_dir is None:
-        return 0
-    return int(json.loads((Path(method_dir) / MANIFEST).read_text())["trainable_params"])
+def read_manifest(method_dir: Path) -> dict:
+    """What a training stage wrote beside its output: the method, trainable_params, pair, rows."""
+    path = Path(method_dir) / MANIFEST
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: {method_dir} was not written by a training stage")
+    return json.loads(path.read_text())
 
 
 def load_trained(base_dir: Path, method_dir: Path | None, device=None, merge: bool = False):
@@ -139,17 +141,17 @@ def load_trained(base_dir: Path, method_dir: Path | None, device=None, merge: bo
     merge=True folds mergeable adapters (LoRA, TrainableTokens: exact) into the weights, so that
     generation runs at the base model's speed; prefix-tuning cannot be merged and stays a PeftModel.
     """
+    method = read_manifest(method_dir)["method"] if method_dir is not None else "base"
+    if method == "full":  # a whole model of its own (the base's tokenizer): no need to load the base weights
+        return load_saved(method_dir, device=device, tokenizer_dir=base_dir)
     model, tokenizer = load_saved(base_dir, device=device)
-    if method_dir is None:
+    if method == "base":
         return model, tokenizer
-    method = json.loads((Path(method_dir) / MANIFEST).read_text())["method"]
     if method == "embed":
         with torch.no_grad():
             embedding = model.get_input_embeddings().weight
             embedding.copy_(load_embedding(method_dir).to(embedding))
-    elif method == "full":
-        model = AutoModelForCausalLM.from_pretrained(method_dir, dtype=model.dtype).to(model.device).eval()
-    elif method in METHODS:
+    elif method in ADAPTER_METHODS:
         model = PeftModel.from_pretrained(model, method_dir).eval()
         if merge and not model.active_peft_config.is_prompt_learning:
             model = model.merge_and_unload()

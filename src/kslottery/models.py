@@ -161,17 +161,18 @@ def save_model(model, tokenizer, out_dir: Path) -> None:
     tokenizer.save_pretrained(out_dir)
 
 
-def load_saved(model_dir: str | Path, device: torch.device | None = None, dtype: torch.dtype = torch.float32):
-    """Load (model, tokenizer) saved by prepare-model (safetensors, already untied)."""
+def load_saved(model_dir: str | Path, device: torch.device | None = None, tokenizer_dir: str | Path | None = None):
+    """Load (model, tokenizer) saved by prepare-model (safetensors, already untied), in the dtype it
+    was saved in (model.dtype of params.yaml)."""
     model_dir = Path(model_dir)
     if not (model_dir / "config.json").is_file():
         raise ModelError(f"{model_dir} holds no saved model (no config.json); run `dvc repro prepare-model` first")
     device = device or pick_device()
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=dtype)
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir or model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype="auto")
     check_model(model, tokenizer)
     if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
+        tokenizer.pad_token = tokenizer.eos_token  # padding is always masked; eos is a safe filler
     return model.to(device).eval(), tokenizer
 
 

@@ -73,27 +73,45 @@ class TrainParams:
     weight_decay: float = 0.0
     """0 for embeddings: decay would move every row, seen or not, and blur the KS signal."""
     max_length: int = 256
-    """Prompt plus target tokens; longer examples are truncated from the end of the target."""
+    """Prompt plus target tokens; longer targets lose their end (a prompt this long is an error)."""
     seed: int = 0
     log_every: int = 10
 
 
 @dataclass(frozen=True)
+class FullParams:
+    lr: float
+    """Full fine-tuning: every weight trains."""
+
+
+@dataclass(frozen=True)
+class LoraParams:
+    lr: float
+    r: int = 8
+    alpha: int = 16
+    targets: tuple[str, ...] = ("q_proj", "v_proj")
+    """Module names LoRA adapts (peft target_modules)."""
+
+
+@dataclass(frozen=True)
+class PrefixParams:
+    lr: float
+    tokens: int = 16
+    """Virtual tokens of prefix-tuning (peft num_virtual_tokens)."""
+
+
+@dataclass(frozen=True)
 class BaselineParams:
-    """The comparison methods. Same data, steps and batch as the ticket; each its own learning rate."""
+    """The comparison methods: same data, steps and batch as the ticket; each its own section.
+
+    A baseline stage lists only the shared keys and its own method's section, so changing the LoRA
+    rank reruns LoRA alone."""
 
     steps: int
     batch_size: int
-    full_lr: float
-    """Full fine-tuning: every weight trains."""
-    lora_lr: float
-    prefix_lr: float
-    lora_r: int = 8
-    lora_alpha: int = 16
-    lora_targets: tuple[str, ...] = ("q_proj", "v_proj")
-    """Module names LoRA adapts (peft target_modules)."""
-    prefix_tokens: int = 16
-    """Virtual tokens of prefix-tuning (peft num_virtual_tokens)."""
+    full: FullParams
+    lora: LoraParams
+    prefix: PrefixParams
     optimizer: str = "adamw"
     weight_decay: float = 0.0
     max_length: int = 256
@@ -102,7 +120,7 @@ class BaselineParams:
 
     def train_params(self, method: str) -> TrainParams:
         """The TrainParams of one baseline method (the loop knows nothing else)."""
-        lr = {"full": self.full_lr, "lora": self.lora_lr, "prefix": self.prefix_lr}[method]
+        lr = {"full": self.full.lr, "lora": self.lora.lr, "prefix": self.prefix.lr}[method]
         return TrainParams(lr=lr, steps=self.steps, batch_size=self.batch_size, optimizer=self.optimizer,
                            weight_decay=self.weight_decay, max_length=self.max_length, seed=self.seed,
                            log_every=self.log_every)
@@ -164,6 +182,8 @@ def load_params(path: str | Path, *, check_model: bool = True) -> Params:
         raise ParamsError(path, [f"top level must be a mapping of keys, got {type(raw).__name__}"])
     problems: list[str] = []
     params = _build(Params, raw, "", problems)
+    if params is not None:
+        problems += _cross_checks(params)
     if check_model and isinstance(raw.get("model"), dict):
         model = _build(ModelParams, raw["model"], "model.", [])  # checked even if other sections failed
         if model is not None:
@@ -171,6 +191,18 @@ def load_params(path: str | Path, *, check_model: bool = True) -> Params:
     if problems:
         raise ParamsError(path, problems)
     return params
+
+
+def _cross_checks(params: Params) -> list[str]:
+    """Rules that tie two sections together."""
+    problems = []
+    for name, batch in (("embed_finetune", params.embed_finetune.batch_size),
+                        ("ticket_finetune", params.ticket_finetune.batch_size),
+                        ("baseline", params.baseline.batch_size)):
+        if batch > params.data.train_size:
+            problems.append(f"{name}.batch_size: {batch} is larger than data.train_size ({params.data.train_size}); "
+                            "lower the batch size or raise train_size")
+    return problems
 
 
 def _build(cls, raw: Any, prefix: str, problems: list[str]):
@@ -263,6 +295,9 @@ _NESTED = {
     (Params, "embed_finetune"): TrainParams,
     (Params, "ticket_finetune"): TrainParams,
     (Params, "baseline"): BaselineParams,
+    (BaselineParams, "full"): FullParams,
+    (BaselineParams, "lora"): LoraParams,
+    (BaselineParams, "prefix"): PrefixParams,
     (Params, "ks"): KSParams,
     (Params, "evaluate"): EvalParams,
 }
@@ -300,7 +335,13 @@ def _pairs(pairs):
 
 def _template(template):
     missing = [k for k in ("{src}", "{tgt}", "{source}") if k not in template]
-    return f"lacks {', '.join(missing)}; the template must contain {{src}}, {{tgt}} and {{source}}" if missing else None
+    if missing:
+        return f"lacks {', '.join(missing)}; the template must contain {{src}}, {{tgt}} and {{source}}"
+    try:
+        template.format(src="English", tgt="Catalan", source="text")
+    except (KeyError, IndexError, ValueError) as err:
+        return f"cannot be filled ({type(err).__name__}: {err}); only {{src}}, {{tgt}}, {{source}} may appear in braces, write {{{{ }}}} for a literal brace"
+    return None
 
 
 def _optional_positive(what):
@@ -325,17 +366,20 @@ _RULES = {
     (TrainParams, "weight_decay"): _at_least(0),
     (BaselineParams, "steps"): _positive,
     (BaselineParams, "batch_size"): _positive,
-    (BaselineParams, "full_lr"): _positive,
-    (BaselineParams, "lora_lr"): _positive,
-    (BaselineParams, "prefix_lr"): _positive,
-    (BaselineParams, "lora_r"): _positive,
-    (BaselineParams, "lora_alpha"): _positive,
-    (BaselineParams, "lora_targets"): lambda v: None if v else "empty; name at least one module, e.g. [q_proj, v_proj]",
-    (BaselineParams, "prefix_tokens"): _positive,
     (BaselineParams, "optimizer"): _one_of(OPTIMIZERS),
     (BaselineParams, "weight_decay"): _at_least(0),
     (BaselineParams, "max_length"): _positive,
     (BaselineParams, "log_every"): _positive,
+    (BaselineParams, "seed"): _at_least(0),
+    (FullParams, "lr"): _positive,
+    (LoraParams, "lr"): _positive,
+    (LoraParams, "r"): _positive,
+    (LoraParams, "alpha"): _positive,
+    (LoraParams, "targets"): lambda v: None if v else "empty; name at least one module, e.g. [q_proj, v_proj]",
+    (PrefixParams, "lr"): _positive,
+    (PrefixParams, "tokens"): _positive,
+    (TrainParams, "seed"): _at_least(0),
+    (DataParams, "seed"): _at_least(0),
     (KSParams, "top_k"): _optional_positive("to keep every significant row"),
     (EvalParams, "batch_size"): _positive,
     (EvalParams, "max_new_tokens"): _positive,

@@ -50,11 +50,13 @@ class Example:
 def encode_example(tokenizer, prompt: str, target: str, max_length: int) -> Example:
     """Token ids of prompt + target + eos, with the loss only on target and eos."""
     prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    if len(prompt_ids) >= max_length:
+        raise ValueError(f"a prompt of {len(prompt_ids)} tokens leaves no room for the target within "
+                         f"max_length={max_length}; raise the stage's max_length or shorten data.max_source_words")
     target_ids = tokenizer(" " + target, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-    keep_target = max(1, max_length - len(prompt_ids))
-    target_ids = target_ids[:keep_target]
-    input_ids = (prompt_ids + target_ids)[-max_length:]
-    labels = ([IGNORE_INDEX] * len(prompt_ids) + target_ids)[-max_length:]
+    target_ids = target_ids[: max_length - len(prompt_ids)]  # long targets lose their end
+    input_ids = prompt_ids + target_ids
+    labels = [IGNORE_INDEX] * len(prompt_ids) + target_ids
     return Example(input_ids=input_ids, labels=labels)
 
 

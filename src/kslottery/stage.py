@@ -82,3 +82,12 @@ def write_json(path: str | Path, data) -> None:
 def write_text(path: str | Path, text: str) -> None:
     with atomic_file(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def write_translations(path: str | Path, pairs, hypotheses: list[str]) -> None:
+    """TSV of source, reference, hypothesis (tabs and newlines inside a field become spaces)."""
+    def clean(text: str) -> str:
+        return " ".join(text.replace("\t", " ").splitlines())
+
+    rows = "".join(f"{clean(p.source)}\t{clean(p.target)}\t{clean(h)}\n" for p, h in zip(pairs, hypotheses))
+    write_text(path, "source\treference\thypothesis\n" + rows)

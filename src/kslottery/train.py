@@ -95,7 +95,6 @@ def train(model, examples: list[Example], params: TrainParams, pad_token_id: int
     model.eval()
     result.seconds = time.perf_counter() - start
     log.info("%s: done in %.0f s, loss %.3f -> %.3f", desc, result.seconds, result.losses[0], result.losses[-1])
-    accelerator.unwrap_model(model)
     return result
 
 

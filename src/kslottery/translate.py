@@ -12,16 +12,15 @@ from tqdm.auto import tqdm
 
 def translate(model, tokenizer, prompts: list[str], batch_size: int, max_new_tokens: int, desc: str = "translate") -> list[str]:
     """Greedy continuation of each prompt, cut at the first newline. One string per prompt."""
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    tokenizer.padding_side = "left"  # generation appends on the right, so pad on the left
     encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
     order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
     outputs: list[str] = [""] * len(prompts)
     device = next(model.parameters()).device
     for start in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch", dynamic_ncols=True):
         rows = order[start:start + batch_size]
-        batch = tokenizer.pad({"input_ids": [encoded[i] for i in rows]}, return_tensors="pt").to(device)
+        # generation appends on the right, so pad on the left
+        batch = tokenizer.pad({"input_ids": [encoded[i] for i in rows]}, padding_side="left",
+                              return_tensors="pt").to(device)
         with torch.inference_mode():
             generated = model.generate(
                 **batch,
