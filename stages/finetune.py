@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import click
+import torch
 
 from kslottery import stage
 from kslottery.corpus import read_pairs
@@ -55,6 +56,7 @@ def main(params_path, pair, method, base, data, tickets, out, metrics, loss_csv)
         stage.log.info("%s: %d rows (k = %d tickets), %d of them occur in the training examples", method,
                        len(rows), k, len(seen.intersection(rows)))
 
+    torch.manual_seed(config.seed)  # LoRA and prefix-tuning draw their initial weights here
     model = prepare(method, model, params.baseline, rows)
     result = train(model, examples, config, tokenizer.pad_token_id, desc=f"{method} {pair}")
     info = {"pair": pair, "trainable_params": result.trainable_params}

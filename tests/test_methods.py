@@ -169,3 +169,15 @@ def test_certify_keeping_every_moved_row_agrees_fully(tmp_path, tiny_model_dir):
     base_predictions = greedy_next_tokens(model, data, tokenizer.pad_token_id, 4, "none")
     assert agreement(tuned_predictions, base_predictions) < 1.0
     assert accuracy(tuned_predictions, data) > accuracy(base_predictions, data)  # tuning learned something
+
+
+def test_lora_initialisation_is_seeded_by_the_stage_seed(tmp_path, tiny_model_dir):
+    base = base_dir(tmp_path, tiny_model_dir)
+    weights = []
+    for _ in range(2):
+        model, _ = load_saved(base)
+        torch.rand(7)  # whatever ran before must not matter once the stage seeds
+        torch.manual_seed(0)
+        wrapped = prepare("lora", model, BASELINE)
+        weights.append({k: v.clone() for k, v in wrapped.named_parameters() if "lora_A" in k})
+    assert weights[0].keys() == weights[1].keys() and all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
