@@ -5,9 +5,7 @@ from pathlib import Path
 import click
 
 from kslottery import stage
-import json
-
-from kslottery.report import build_table, certification_markdown, plot_scores, read_records, to_markdown
+from kslottery.report import plot_scores, report_markdown
 
 
 @click.command()
@@ -16,13 +14,7 @@ from kslottery.report import build_table, certification_markdown, plot_scores, r
 @click.option("--out", required=True, type=click.Path(), help="Directory for table.md, table.csv and scores.png.")
 def main(eval_dir, certify_dir, out):
     stage.setup_logging()
-    table = build_table(read_records(eval_dir))
-    markdown = to_markdown(table)
-    if certify_dir:
-        records = [json.loads(p.read_text()) for p in sorted(Path(certify_dir).glob("*.json"))]
-        if records:
-            markdown += ("\nCertification (the embedding-tuned model with every non-ticket row reverted to the base,"
-                         " against the embedding-tuned model on the test set):\n\n" + certification_markdown(records))
+    table, markdown = report_markdown(eval_dir, certify_dir)
     out = Path(out)
     stage.write_text(out / "table.md", markdown)
     stage.write_text(out / "table.csv", table.to_csv(float_format="%.4f"))

@@ -30,11 +30,14 @@ def validate(params_path, no_model_check):
 
 @main.command()
 @click.option("--eval-dir", default="metrics/eval", show_default=True, type=click.Path(exists=True))
-def table(eval_dir):
-    """Print the comparison table from the evaluation metrics."""
-    from kslottery.report import build_table, read_records, to_markdown
+@click.option("--certify-dir", default="metrics/certify", show_default=True, type=click.Path())
+def table(eval_dir, certify_dir):
+    """Print the comparison table (and certification) from the committed metrics."""
+    from pathlib import Path
 
-    click.echo(to_markdown(build_table(read_records(eval_dir))))
+    from kslottery.report import report_markdown
+
+    click.echo(report_markdown(eval_dir, certify_dir if Path(certify_dir).is_dir() else None)[1])
 
 
 if __name__ == "__main__":

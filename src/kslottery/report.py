@@ -83,6 +83,17 @@ def certification_markdown(records: list[dict]) -> str:
     return frame[list(columns)].rename(columns=columns).to_markdown(floatfmt=".4g") + "\n"
 
 
+def report_markdown(eval_dir: str | Path, certify_dir: str | Path | None = None) -> tuple[pd.DataFrame, str]:
+    """(table, markdown): the comparison table, followed by the certification table if there is one."""
+    table = build_table(read_records(eval_dir))
+    markdown = to_markdown(table)
+    records = [json.loads(p.read_text()) for p in sorted(Path(certify_dir).glob("*.json"))] if certify_dir else []
+    if records:
+        markdown += ("\nCertification (the embedding-tuned model with every non-ticket row reverted to the base,"
+                     " against the embedding-tuned model on the test set):\n\n" + certification_markdown(records))
+    return table, markdown
+
+
 def plot_scores(table: pd.DataFrame, out_png: Path) -> None:
     """Horizontal bars of chrF++ per method (first pair, or the average), labelled with #params."""
     import matplotlib
