@@ -1,8 +1,9 @@
-"""DVC stage certify@pair: the embedding-tuned model with every non-ticket row reverted to the base.
+"""DVC stage certify@pair-seed: the embedding-tuned model with every non-ticket row reverted to the base.
 
 Compares it with the embedding-tuned model on the test set: teacher-forced next-token agreement,
 next-token accuracy of each, and the BLEU/chrF++ of its translations against the embedding-tuned
-model's (from evaluate@{pair}-embed).
+model's (from evaluate@{pair}-{seed}-embed). Also records how far the reverted rows had moved and
+how many of them the T3 bound of docs/certification.md proves to be non-tickets by size alone.
 """
 
 import json
@@ -12,7 +13,8 @@ import click
 import torch
 
 from kslottery import stage
-from kslottery.certify import accuracy, agreement, greedy_next_tokens, keep_rows
+from kslottery.certify import (accuracy, agreement, critical_statistic, greedy_next_tokens, keep_rows,
+                               ks_shift_bound, reverted_shift_summary)
 from kslottery.corpus import read_pairs
 from kslottery.methods import load_embedding
 from kslottery.models import load_saved
@@ -38,6 +40,12 @@ def main(params_path, pair, base, embed, tickets, embed_metrics, data, out, tran
     model, tokenizer = load_saved(base)
     embedding = model.get_input_embeddings().weight
     base_rows, tuned = embedding.detach().clone(), load_embedding(embed).to(embedding)
+    before, after = base_rows.float().numpy(), tuned.float().numpy()  # (V, d) each
+    shift = reverted_shift_summary(before, after, rows)
+    moved = (before != after).any(axis=1)
+    moved[rows] = False  # the reverted rows
+    d_crit = critical_statistic(before.shape[1], params.alpha)
+    small_move = int((ks_shift_bound(before[moved], after[moved]) < d_crit).sum())  # T3: not tickets by size
     examples = encode_pairs(tokenizer, test, pair, params.prompt.template, params.embed_finetune.max_length)
     batch_size = params.evaluate.batch_size
 
@@ -64,9 +72,15 @@ def main(params_path, pair, base, embed, tickets, embed_metrics, data, out, tran
         "chrf++_embed": embed_scores["chrf++"],
         "chrf++_tickets_only": kept_scores["chrf++"],
         "chrf++_difference": round(kept_scores["chrf++"] - embed_scores["chrf++"], 2),
+        "critical_D": round(d_crit, 6),
+        "reverted_rows_below_T3_bound": small_move,
+        **shift,
     }
     stage.write_json(out, result)
     stage.write_translations(translations, test, hypotheses)
+    stage.log.info("%s: %d moved non-ticket rows reverted (l2 shift mean %.3g, max %.3g; tickets' mean %.3g); "
+                   "%d of them moved too little to reach D_crit = %.4f (T3)", pair, shift["reverted_rows"],
+                   shift["reverted_l2_mean"], shift["reverted_l2_max"], shift["ticket_l2_mean"], small_move, d_crit)
     stage.log.info("%s: reverting all but %d ticket rows keeps %.1f%% of next-token predictions; chrF++ %.2f -> %.2f",
                    pair, len(rows), 100 * result["next_token_agreement"], embed_scores["chrf++"], kept_scores["chrf++"])
 

@@ -37,7 +37,8 @@ def main(params_path, pair, method, base, method_dir, data, out, translations):
     scores = score(hypotheses, references)
     trainable = manifest["trainable_params"]
     total = saved_parameter_count(base)  # the base model's size, whatever the method adds
-    stage.write_json(out, {"pair": pair, "method": method, **scores, "trainable_params": trainable, "total_params": total})
+    stage.write_json(out, {"pair": pair, "method": method, "seed": manifest.get("seed"), **scores,
+                           "trainable_params": trainable, "total_params": total})
     stage.write_translations(translations, test, hypotheses)
     stage.log.info("%s %s: BLEU %.2f, chrF++ %.2f on %d sentences", pair, method, scores["bleu"], scores["chrf++"], len(test))
 

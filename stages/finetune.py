@@ -23,14 +23,16 @@ from kslottery.train import train
 @click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path())
 @click.option("--pair", required=True)
 @click.option("--method", required=True, type=click.Choice(TRAINED_METHODS))
+@click.option("--seed", required=True, type=click.IntRange(min=0),
+              help="Training seed (one of params `seeds`): batch order, initial weights, random-k rows.")
 @click.option("--base", required=True, type=click.Path(exists=True), help="Base model directory (prepare-model).")
 @click.option("--data", required=True, type=click.Path(exists=True), help="Prepared splits directory.")
 @click.option("--tickets", type=click.Path(exists=True), help="tickets.json (ticket rows, and k for the controls).")
 @click.option("--out", required=True, type=click.Path(), help="Directory for what the method trained.")
 @click.option("--metrics", required=True, type=click.Path(), help="Training metrics JSON.")
 @click.option("--loss-csv", required=True, type=click.Path(), help="Loss per step (DVC plot data).")
-def main(params_path, pair, method, base, data, tickets, out, metrics, loss_csv):
-    params = stage.start(params_path, f"finetune {method}", pair)
+def main(params_path, pair, method, seed, base, data, tickets, out, metrics, loss_csv):
+    params = stage.start(params_path, f"finetune {method} seed {seed}", pair)
     config = params.train_params(method)
     ticket_rows = None
     if method in TOKEN_METHODS:  # read and check the tickets before any model is loaded
@@ -49,17 +51,17 @@ def main(params_path, pair, method, base, data, tickets, out, metrics, loss_csv)
         k, vocab_size = len(ticket_rows), model.get_input_embeddings().weight.shape[0]
         rows = {
             "ticket": lambda: ticket_rows,
-            "random-k": lambda: random_rows(vocab_size, k, seed=config.seed).tolist(),
+            "random-k": lambda: random_rows(vocab_size, k, seed=seed).tolist(),
             "frequent-k": lambda: most_frequent_rows(token_counts(tokenizer, [p.target for p in train_pairs]), k).tolist(),
         }[method]()
         seen = {t for e in examples for t in e.input_ids}
         stage.log.info("%s: %d rows (k = %d tickets), %d of them occur in the training examples", method,
                        len(rows), k, len(seen.intersection(rows)))
 
-    torch.manual_seed(config.seed)  # LoRA and prefix-tuning draw their initial weights here
+    torch.manual_seed(seed)  # LoRA and prefix-tuning draw their initial weights here
     model = prepare(method, model, params.baseline, rows)
-    result = train(model, examples, config, tokenizer.pad_token_id, desc=f"{method} {pair}")
-    info = {"pair": pair, "trainable_params": result.trainable_params}
+    result = train(model, examples, config, tokenizer.pad_token_id, seed=seed, desc=f"{method} {pair} seed {seed}")
+    info = {"pair": pair, "seed": seed, "trainable_params": result.trainable_params}
     if rows is not None:
         info["token_ids"] = sorted(rows)
     with stage.atomic_dir(out) as tmp:

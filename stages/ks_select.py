@@ -3,7 +3,7 @@
 import click
 
 from kslottery import stage
-from kslottery.ks import ks_2samp_rows, select_tickets
+from kslottery.ks import ks_2samp_rows, row_shift, select_tickets
 from kslottery.methods import load_embedding
 from kslottery.models import load_saved
 
@@ -14,22 +14,25 @@ from kslottery.models import load_saved
 @click.option("--base", required=True, type=click.Path(exists=True), help="Base model directory (prepare-model).")
 @click.option("--embed", required=True, type=click.Path(exists=True), help="embed-finetune output directory.")
 @click.option("--out", required=True, type=click.Path(), help="tickets.json to write.")
-@click.option("--metrics", required=True, type=click.Path(), help="Selection metrics JSON.")
+@click.option("--metrics", required=True, type=click.Path(),
+              help="Selection summary JSON (counts, and the ticket ids and tokens that the table compares).")
 def main(params_path, pair, base, embed, out, metrics):
     params = stage.start(params_path, "ks-select", pair)
     model, tokenizer = load_saved(base)
     before = model.get_input_embeddings().weight.detach().float().cpu().numpy()  # (V, d)
     after = load_embedding(embed).float().numpy()  # (V, d)
     statistic, pvalue = ks_2samp_rows(before, after)
-    tickets = select_tickets(statistic, pvalue, params.alpha, params.ks.top_k)
+    tickets = select_tickets(statistic, pvalue, params.alpha, params.ks.top_k, params.ks.rank_by,
+                             shift=row_shift(before, after))
     if len(tickets.token_ids) == 0:
         raise click.ClickException(f"{pair}: no row is significant at alpha={params.alpha} ({tickets.n_moved} rows moved, "
                                    "smallest p = %.3g); raise alpha or train embed-finetune harder (lr, steps)"
                                    % (pvalue.min() if len(pvalue) else 1.0))
     strings = tokenizer.convert_ids_to_tokens(tickets.token_ids.tolist())
-    record = tickets.record(strings, params.alpha, params.ks.top_k, vocab_size=before.shape[0])
+    record = tickets.record(strings, params.alpha, params.ks.top_k, params.ks.rank_by, vocab_size=before.shape[0])
     stage.write_json(out, record)
-    stage.write_json(metrics, {k: v for k, v in record.items() if k != "tickets"})
+    summary = {k: v for k, v in record.items() if k != "tickets"}
+    stage.write_json(metrics, {**summary, "pair": pair, "token_ids": tickets.token_ids.tolist(), "tokens": strings})
     stage.log.info("%s: %d tickets at alpha %g (%d rows significant, %d moved, of %d)", pair, record["n_tickets"],
                    params.alpha, record["n_significant"], record["n_moved"], record["vocab_size"])
     stage.log.info("first tickets: %s", " ".join(repr(s) for s in strings[:20]))

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from kslottery.ks import exact_pvalue, ks_2samp_rows, select_tickets
+from kslottery.ks import exact_pvalue, ks_2samp_rows, row_shift, select_tickets
 
 
 def scipy_rows(before, after):
@@ -88,8 +88,35 @@ def test_select_tickets_orders_by_p_and_caps():
         select_tickets(statistic, pvalue, alpha=1.5)
 
 
+def test_ranking_by_d_equals_ranking_by_p_and_l2_ranks_by_distance():
+    rng = np.random.default_rng(5)
+    before = rng.normal(size=(300, 32))
+    after = before.copy()
+    moved = rng.choice(300, size=120, replace=False)
+    after[moved] += rng.normal(scale=rng.uniform(0.05, 2.0, size=(120, 1)), size=(120, 32))
+    after[moved[:40]] = before[moved[:40]] + 3.0  # whole rows shifted: D near 1
+    after[moved[40:60], :12] += 50.0  # a third of the values moved far: D = 12/32, p ~ 0.02, large l2
+    statistic, pvalue = ks_2samp_rows(before, after)
+    shift = row_shift(before, after)
+    by_p = select_tickets(statistic, pvalue, 0.05, top_k=30, shift=shift)
+    by_d = select_tickets(statistic, pvalue, 0.05, top_k=30, rank_by="D", shift=shift)
+    by_l2 = select_tickets(statistic, pvalue, 0.05, top_k=30, rank_by="l2", shift=shift)
+    # same d for every row: p is a non-increasing function of D, so the two orders coincide
+    assert by_p.token_ids.tolist() == by_d.token_ids.tolist()
+    assert np.all(np.diff(by_l2.shift) <= 0) and by_l2.n_significant == by_p.n_significant
+    significant = np.flatnonzero(pvalue < 0.05)
+    assert set(by_l2.token_ids) == set(significant[np.argsort(-shift[significant], kind="stable")][:30])
+    assert set(by_l2.token_ids) != set(by_p.token_ids)  # the ablation does choose other rows here
+    full = select_tickets(statistic, pvalue, 0.05, rank_by="l2", shift=shift)
+    assert set(full.token_ids) == set(significant)  # without top_k: same set, other order
+    with pytest.raises(ValueError, match="needs the row shifts"):
+        select_tickets(statistic, pvalue, 0.05, rank_by="l2")
+    with pytest.raises(ValueError, match="unknown"):
+        select_tickets(statistic, pvalue, 0.05, rank_by="L1", shift=shift)
+
+
 def test_ticket_record_is_json_ready():
-    tickets = select_tickets(np.array([0.9, 0.1]), np.array([0.001, 0.9]), alpha=0.05)
-    record = tickets.record(["▁hola"], alpha=0.05, top_k=None, vocab_size=2)
-    assert record["n_tickets"] == 1
-    assert record["tickets"] == [{"token_id": 0, "token": "▁hola", "D": 0.9, "p": 0.001}]
+    tickets = select_tickets(np.array([0.9, 0.1]), np.array([0.001, 0.9]), alpha=0.05, shift=np.array([2.5, 0.1]))
+    record = tickets.record(["▁hola"], alpha=0.05, top_k=None, rank_by="p", vocab_size=2)
+    assert record["n_tickets"] == 1 and record["rank_by"] == "p"
+    assert record["tickets"] == [{"token_id": 0, "token": "▁hola", "D": 0.9, "p": 0.001, "l2": 2.5}]

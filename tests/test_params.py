@@ -68,7 +68,12 @@ def test_every_bad_key_is_reported_at_once(tmp_path):
         (lambda r: r.pop("model"), "model: missing"),
         (lambda r: r["data"].update(train_size=4), "embed_finetune.batch_size: 8 is larger than data.train_size (4)"),
         (lambda r: r["prompt"].update(template="{src} {tgt} {source} {\"json\": 1}"), "prompt.template: cannot be filled"),
-        (lambda r: r["ticket_finetune"].update(seed=-1), "ticket_finetune.seed: -1 must be >= 0"),
+        (lambda r: r["ticket_finetune"].update(seed=1), "ticket_finetune.seed: unknown key"),  # seeds is top level
+        (lambda r: r.update(seeds=[]), "seeds: empty"),
+        (lambda r: r.update(seeds=[0, 0]), "seeds: [0, 0] lists a seed twice"),
+        (lambda r: r.update(seeds=[-1]), "seeds: [-1]: seeds must be >= 0"),
+        (lambda r: r.update(seeds=[0.5]), "seeds: [0.5] is not a list of integers"),
+        (lambda r: r["ks"].update(rank_by="p-value"), "ks.rank_by: 'p-value' is unknown; use one of p, D, l2"),
         (lambda r: r["baseline"]["lora"].update(targets=[]), "baseline.lora.targets: empty"),
     ],
 )

@@ -18,12 +18,20 @@ from conftest import tiny_pairs
 REPO = Path(__file__).resolve().parents[1]
 
 
-def dvc(args, cwd):
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "TQDM_DISABLE": "1", "DVC_NO_ANALYTICS": "1"}
-    result = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=cwd, env=env, capture_output=True, text=True)
-    assert result.returncode == 0, f"dvc {' '.join(args)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
+ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+       "TQDM_DISABLE": "1", "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.org",
+       "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.org"}
+SEEDS = [0, 1]
+
+
+def run(command, cwd):
+    result = subprocess.run(command, cwd=cwd, env=ENV, capture_output=True, text=True)
+    assert result.returncode == 0, f"{' '.join(command)} failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}"
     return result.stdout + result.stderr
+
+
+def dvc(args, cwd):
+    return run([sys.executable, "-m", "dvc", *args], cwd)
 
 
 def make_project(tmp_path, tiny_model_dir) -> Path:
@@ -38,6 +46,7 @@ def make_project(tmp_path, tiny_model_dir) -> Path:
 
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["alpha"] = 0.5
+    params["seeds"] = SEEDS
     params["model"] = {"source": str(tiny_model_dir), "dtype": "float32"}
     params["data"].update(train_size=24, dev_size=4, test_size=8)
     for stage in ("embed_finetune", "ticket_finetune", "baseline"):
@@ -48,7 +57,11 @@ def make_project(tmp_path, tiny_model_dir) -> Path:
     params["baseline"]["lora"]["r"] = 2
     params["evaluate"].update(batch_size=4, max_new_tokens=6)
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    dvc(["init", "--no-scm", "-q"], project)
+    (project / ".gitignore").write_text("__pycache__/\n")
+    run(["git", "init", "-q", "-b", "main"], project)
+    dvc(["init", "-q"], project)
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-q", "-m", "tiny project"], project)
     return project
 
 
@@ -60,50 +73,70 @@ def test_dvc_repro_end_to_end(tmp_path, tiny_model_dir):
     for split_name, size in (("train", 24), ("dev", 4), ("test", 8)):
         lines = (project / f"data/prepared/en-ca/{split_name}.tsv").read_text().splitlines()
         assert len(lines) == size
-    assert (project / "models/en-ca/embed/embedding.safetensors").is_file()
+    for seed in SEEDS:
+        run_dir = project / f"models/en-ca/s{seed}"
+        assert (run_dir / "embed/embedding.safetensors").is_file()
+        tickets = json.loads((run_dir / "tickets.json").read_text())
+        assert tickets["n_tickets"] > 0 and tickets["alpha"] == 0.5
+        assert all(t["p"] < 0.5 for t in tickets["tickets"])
+        assert [t["p"] for t in tickets["tickets"]] == sorted(t["p"] for t in tickets["tickets"])
+        assert (run_dir / "ticket/adapter_config.json").is_file()
 
-    tickets = json.loads((project / "models/en-ca/tickets.json").read_text())
-    assert tickets["n_tickets"] > 0 and tickets["alpha"] == 0.5
-    assert all(t["p"] < 0.5 for t in tickets["tickets"])
-    assert [t["p"] for t in tickets["tickets"]] == sorted(t["p"] for t in tickets["tickets"])
-    assert (project / "models/en-ca/ticket/adapter_config.json").is_file()
+        for method in ("embed", "ticket", "full", "lora", "prefix", "random-k", "frequent-k"):
+            record = json.loads((project / f"metrics/eval/en-ca/s{seed}/{method}.json").read_text())
+            assert record["method"] == method and record["n"] == 8 and record["seed"] == seed
+            assert 0 <= record["chrf++"] <= 100
+            translations = (project / f"metrics/eval/en-ca/s{seed}/{method}.translations.tsv").read_text().splitlines()
+            assert translations[0] == "source\treference\thypothesis" and len(translations) == 9
+        for method in ("ticket", "random-k"):  # k rows of d = 16, the same k for both
+            record = json.loads((project / f"metrics/eval/en-ca/s{seed}/{method}.json").read_text())
+            assert record["trainable_params"] == tickets["n_tickets"] * 16, method
+        # frequent-k: the k most frequent target tokens, or all of them where the targets hold fewer
+        frequent = json.loads((project / f"metrics/eval/en-ca/s{seed}/frequent-k.json").read_text())
+        assert 0 < frequent["trainable_params"] <= tickets["n_tickets"] * 16
+        full = json.loads((project / f"metrics/eval/en-ca/s{seed}/full.json").read_text())
+        assert full["trainable_params"] == full["total_params"]
 
-    for method in ("base", "embed", "ticket", "full", "lora", "prefix", "random-k", "frequent-k"):
-        record = json.loads((project / f"metrics/eval/en-ca/{method}.json").read_text())
-        assert record["method"] == method and record["n"] == 8
-        assert 0 <= record["chrf++"] <= 100
-        translations = (project / f"metrics/eval/en-ca/{method}.translations.tsv").read_text().splitlines()
-        assert translations[0] == "source\treference\thypothesis" and len(translations) == 9
-    for method in ("ticket", "random-k"):  # k rows of d = 16, the same k for both
-        record = json.loads((project / f"metrics/eval/en-ca/{method}.json").read_text())
-        assert record["trainable_params"] == tickets["n_tickets"] * 16, method
-    # frequent-k: the k most frequent target tokens, or all of them where the targets hold fewer
-    frequent = json.loads((project / "metrics/eval/en-ca/frequent-k.json").read_text())
-    assert 0 < frequent["trainable_params"] <= tickets["n_tickets"] * 16
-    full = json.loads((project / "metrics/eval/en-ca/full.json").read_text())
-    assert full["trainable_params"] == full["total_params"]
-
-    certified = json.loads((project / "metrics/certify/en-ca.json").read_text())
-    assert certified["n_tickets"] == tickets["n_tickets"]
-    assert 0.0 <= certified["next_token_agreement"] <= 1.0
+        certified = json.loads((project / f"metrics/certify/en-ca/s{seed}.json").read_text())
+        assert certified["n_tickets"] == tickets["n_tickets"]
+        assert 0.0 <= certified["next_token_agreement"] <= 1.0
+    base = json.loads((project / "metrics/eval/en-ca/base.json").read_text())
+    assert base["method"] == "base" and base["seed"] is None
 
     table = (project / "results/table.md").read_text()
     for label in ("base (zero-shot)", "full fine-tuning", "embedding only", "LoRA", "prefix-tuning",
-                  "random k rows", "most frequent k rows", "KS tickets", "en-ca chrF++", "% of full", "next-token agreement"):
-        assert label in table
+                  "random k rows", "most frequent k rows", "KS tickets", "en-ca chrF++", "% of full",
+                  "next-token agreement", "Ticket stability across seeds", " ± "):
+        assert label in table, label
     assert (project / "results/scores.png").stat().st_size > 1000
+    summary = json.loads((project / "metrics/summary.json").read_text())
+    assert summary["en-ca"]["ticket"]["seeds"] == len(SEEDS) and "chrf++_std" in summary["en-ca"]["ticket"]
+    assert set(summary["en-ca"]) >= {"base", "embed", "ticket", "full", "lora", "prefix", "random-k", "frequent-k",
+                                     "tickets", "certify"}
+    run(["git", "add", "-A"], project)
+    run(["git", "commit", "-q", "-m", "results"], project)
 
     # A change of alpha reruns ks-select and what follows it, never the embedding fine-tune.
-    params = yaml.safe_load((project / "params.yaml").read_text())
-    params["alpha"] = 0.4
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    log = dvc(["repro"], project)
+    log = dvc(["exp", "run", "-S", "alpha=0.4"], project)
     # (the evaluations downstream rerun only if the retrained adapter differs; here the same rows win)
-    for rerun in ("ks-select@en-ca", "ticket-finetune@en-ca", "control@en-ca-random-k", "control@en-ca-frequent-k",
-                  "certify@en-ca"):
-        assert f"Running stage '{rerun}'" in log, rerun
-    for untouched in ("prepare-model", "prepare-data@en-ca", "embed-finetune@en-ca", "evaluate-base@en-ca",
-                      "evaluate@en-ca-embed", "baseline@en-ca-full", "baseline@en-ca-lora", "baseline@en-ca-prefix",
-                      "evaluate@en-ca-full", "evaluate@en-ca-lora", "evaluate@en-ca-prefix"):
-        assert f"Running stage '{untouched}'" not in log, untouched
-    assert json.loads((project / "models/en-ca/tickets.json").read_text())["alpha"] == 0.4
+    for seed in SEEDS:
+        for rerun in (f"ks-select@en-ca-{seed}", f"ticket-finetune@en-ca-{seed}", f"control@en-ca-{seed}-random-k",
+                      f"control@en-ca-{seed}-frequent-k", f"certify@en-ca-{seed}", "table"):
+            assert f"Running stage '{rerun}'" in log, rerun
+        for untouched in ("prepare-model", "prepare-data@en-ca", f"embed-finetune@en-ca-{seed}", "evaluate-base@en-ca",
+                          f"evaluate@en-ca-{seed}-embed", f"baseline@en-ca-{seed}-full", f"baseline@en-ca-{seed}-lora",
+                          f"baseline@en-ca-{seed}-prefix", f"evaluate@en-ca-{seed}-full",
+                          f"evaluate@en-ca-{seed}-lora", f"evaluate@en-ca-{seed}-prefix"):
+            assert f"Running stage '{untouched}'" not in log, untouched
+    assert json.loads((project / "models/en-ca/s0/tickets.json").read_text())["alpha"] == 0.4
+    shown = dvc(["metrics", "show"], project)  # one nested file: a column per pair.method.score
+    assert "metrics/summary.json" in shown and "en-ca.ticket.chrf++" in shown and "en-ca.tickets.n_tickets" in shown
+
+    # The experiments side by side: alpha is the swept column, one row per experiment.
+    run([sys.executable, "-m", "kslottery.cli", "experiments", "--repo", str(project), "--out", str(project / "results")],
+        project)
+    experiments = (project / "results/experiments.md").read_text()
+    header = experiments.splitlines()[0]
+    assert "alpha" in header and "en-ca tickets" in header and "en-ca ticket chrF++" in header
+    assert "0.4" in experiments and "0.5" in experiments
+    assert (project / "results/alpha_sweep.png").read_bytes()[:4] == b"\x89PNG"

@@ -5,13 +5,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from kslottery.report import build_table, certification_markdown, plot_scores, to_markdown
+from kslottery.report import (build_table, certification_markdown, overlap_markdown, plot_scores, read_records,
+                               summary, to_markdown)
+from kslottery.sweep import experiment_table, plot_alpha_sweep
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-def record(pair, method, bleu, chrf, trainable, total=1000):
-    return {"pair": pair, "method": method, "bleu": bleu, "chrf++": chrf, "trainable_params": trainable,
+def record(pair, method, bleu, chrf, trainable, total=1000, seed=0):
+    return {"pair": pair, "method": method, "seed": seed, "bleu": bleu, "chrf++": chrf, "trainable_params": trainable,
             "total_params": total}
 
 
@@ -43,11 +45,103 @@ def test_certification_rows_per_pair():
     assert [cell.strip() for cell in row.strip("|").split("|")] == ["en-ca", "18", "0.9", "0.5", "0.45", "30", "27"]
 
 
+def test_several_seeds_give_mean_and_sample_std(tmp_path):
+    records = [record("en-ca", "base", 0.5, 8.0, 0, seed=None),
+               record("en-ca", "ticket", 5.0, 24.0, 10, seed=0), record("en-ca", "ticket", 7.0, 28.0, 12, seed=1),
+               record("en-ca", "full", 9.0, 33.0, 1000, seed=0), record("en-ca", "full", 9.0, 35.0, 1000, seed=1)]
+    table = build_table(records)
+    assert table.loc["KS tickets", "en-ca chrF++"] == 26.0
+    assert abs(table.loc["KS tickets", "en-ca chrF++ std"] - 2.8284271) < 1e-6  # sample std of 24, 28
+    assert table.loc["KS tickets", "seeds"] == 2 and table.loc["base (zero-shot)", "seeds"] == 1
+    assert pd.isna(table.loc["base (zero-shot)", "en-ca chrF++ std"])
+    markdown = to_markdown(table)
+    assert "26.00 ± 2.83" in markdown and "34.00 ± 1.41" in markdown and " 8.00 |" in markdown
+    assert "chrF++ std" not in markdown  # folded into the mean column
+    plot_scores(table, tmp_path / "scores.png")  # with error bars
+    assert (tmp_path / "scores.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def write_json(path: Path, data):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data))
+
+
+def test_records_take_pair_seed_and_method_from_their_paths(tmp_path):
+    write_json(tmp_path / "en-ca/s3/ticket.json", {"final_loss": 2.0})
+    write_json(tmp_path / "en-ca/s4.json", {"n_tickets": 5})
+    write_json(tmp_path / "en-ca/base.json", {"pair": "en-ca", "method": "base", "seed": None})
+    by_file = {json.dumps(r, sort_keys=True) for r in read_records(tmp_path)}
+    assert by_file == {json.dumps(r, sort_keys=True) for r in [
+        {"final_loss": 2.0, "seed": 3, "pair": "en-ca", "method": "ticket"},
+        {"n_tickets": 5, "seed": 4, "pair": "en-ca"},
+        {"pair": "en-ca", "method": "base", "seed": None}]}
+
+
+def test_overlap_across_pairs_and_seeds():
+    def ks(pair, seed, tokens):
+        return {"pair": pair, "seed": seed, "token_ids": [hash(t) % 1000 for t in tokens], "tokens": tokens}
+
+    records = [ks("en-ca", 0, ["a", "b", "c", "d"]), ks("en-de", 0, ["b", "c", "x"]),
+               ks("en-ca", 1, ["a", "b", "z"]), ks("en-de", 1, ["b", "x"])]
+    text = overlap_markdown(records)
+    assert "2 tokens are tickets of every pair: `b` `c`" in text
+    pairs_row = next(line for line in text.splitlines() if line.startswith("| en-ca ") and "en-de" in line)
+    assert [c.strip() for c in pairs_row.strip("|").split("|")] == ["en-ca", "en-de", "4", "3", "2", "0.400"]
+    stability = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")]
+                 for line in text.split("Ticket stability across seeds")[1].splitlines() if line.startswith("| en")}
+    assert stability["en-ca"][3:] == ["2", "0.400"]  # {a,b} of {a,b,c,d,z}
+    assert stability["en-de"][3:] == ["2", "0.667"]
+    assert overlap_markdown([ks("en-ca", 0, ["a"])]) == ""  # one pair, one seed: nothing to compare
+
+
+def test_summary_is_nested_pair_method_score(tmp_path):
+    write_json(tmp_path / "eval/en-ca/base.json", record("en-ca", "base", 0.5, 8.0, 0, seed=None))
+    for seed, chrf in ((0, 24.0), (1, 28.0)):
+        write_json(tmp_path / f"eval/en-ca/s{seed}/ticket.json", record("en-ca", "ticket", 5.0, chrf, 10, seed=seed))
+        write_json(tmp_path / f"train/en-ca/s{seed}/ticket.json", {"final_loss": 3.0 + seed})
+        write_json(tmp_path / f"ks/en-ca/s{seed}.json", {"n_tickets": 10, "n_significant": 10, "n_moved": 30 + seed})
+    result = summary(tmp_path / "eval", ks_dir=tmp_path / "ks", train_dir=tmp_path / "train")
+    assert result == {"en-ca": {
+        "base": {"bleu": 0.5, "chrf++": 8.0, "trainable_params": 0},
+        "ticket": {"bleu": 5.0, "chrf++": 26.0, "bleu_std": 0.0, "chrf++_std": 2.8284, "seeds": 2,
+                   "trainable_params": 10, "final_loss": 3.5},
+        "tickets": {"n_tickets": 10, "n_significant": 10, "n_moved": 30.5}}}
+
+
+def exp_show_entry(name, alpha, chrf, tickets, rank_by="p"):
+    """One revision as `dvc exp show --json` writes it (the fields the sweep reads)."""
+    return {"rev": name * 5, "name": name, "data": {
+        "params": {"params.yaml": {"data": {"alpha": alpha, "pairs": ["en-ca"], "ks": {"rank_by": rank_by},
+                                            "embed_finetune": {"lr": 0.01}}}},
+        "metrics": {"metrics/summary.json": {"data": {"en-ca": {
+            "ticket": {"chrf++": chrf, "bleu": 1.0}, "embed": {"chrf++": 30.0, "bleu": 2.0},
+            "tickets": {"n_tickets": tickets}}}}}}}
+
+
+def test_experiment_table_shows_what_was_swept(tmp_path):
+    workspace = exp_show_entry("workspace", 0.05, 24.0, 2478)
+    commit = {**exp_show_entry("main", 0.05, 24.0, 2478), "experiments": [
+        {"revs": [exp_show_entry("exp-a", 0.01, 23.0, 1653)]},
+        {"revs": [exp_show_entry("exp-b", 0.1, 22.0, 3000)]},
+        {"revs": [{"rev": "broken", "name": "exp-failed", "data": {"params": {}, "metrics": {}}}]}]}
+    table = experiment_table([workspace, commit])
+    assert list(table.index) == ["exp-a", "workspace", "exp-b"]  # by alpha; the commit equals the workspace
+    assert list(table.columns[:1]) == ["alpha"]  # swept; lr, pairs and rank_by did not change
+    assert table.loc["exp-a", "en-ca tickets"] == 1653 and table.loc["exp-b", "en-ca ticket chrF++"] == 22.0
+    plot_alpha_sweep(table, tmp_path / "sweep.png")
+    assert (tmp_path / "sweep.png").read_bytes()[:4] == b"\x89PNG"
+    ranked = experiment_table([workspace, exp_show_entry("exp-l2", 0.05, 20.0, 2478, rank_by="l2")])
+    assert list(ranked.columns[:1]) == ["ks.rank_by"]
+
+
 def test_committed_table_is_regenerated_from_committed_metrics(tmp_path):
-    """The paper table in results/ must be exactly what the committed metrics give."""
+    """The paper table and the summary metrics must be exactly what the committed metrics give."""
     result = subprocess.run([sys.executable, str(REPO / "stages/table.py"), "--eval-dir", str(REPO / "metrics/eval"),
-                             "--certify-dir", str(REPO / "metrics/certify"), "--out", str(tmp_path)],
+                             "--certify-dir", str(REPO / "metrics/certify"), "--ks-dir", str(REPO / "metrics/ks"),
+                             "--train-dir", str(REPO / "metrics/train"), "--out", str(tmp_path),
+                             "--summary", str(tmp_path / "summary.json")],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "table.md").read_text() == (REPO / "results/table.md").read_text()
     assert (tmp_path / "table.csv").read_text() == (REPO / "results/table.csv").read_text()
+    assert (tmp_path / "summary.json").read_text() == (REPO / "metrics/summary.json").read_text()

@@ -107,42 +107,69 @@ def _prob_outside_square(n: int, h: int) -> float:
 
 @dataclass(frozen=True)
 class Tickets:
-    """Winning tickets: rows with p < alpha, ordered by p (then larger D first, then token id)."""
+    """Winning tickets: rows with p < alpha, in the order of the ranking that chose them."""
 
     token_ids: np.ndarray  # (k,) int64
     statistic: np.ndarray  # (k,)
     pvalue: np.ndarray  # (k,)
+    shift: np.ndarray  # (k,) l2 norm of each ticket row's change
     n_significant: int  # rows with p < alpha before any top_k cap
     n_moved: int  # rows that changed at all
 
-    def record(self, token_strings: list[str], alpha: float, top_k: int | None, vocab_size: int) -> dict:
-        """The JSON form written to tickets.json: summary counts, then one entry per ticket by p."""
+    def record(self, token_strings: list[str], alpha: float, top_k: int | None, rank_by: str, vocab_size: int) -> dict:
+        """The JSON form written to tickets.json: summary counts, then one entry per ticket, in rank order."""
         return {
             "alpha": alpha,
             "top_k": top_k,
+            "rank_by": rank_by,
             "vocab_size": vocab_size,
             "n_moved": self.n_moved,
             "n_significant": self.n_significant,
             "n_tickets": len(self.token_ids),
             "tickets": [
-                {"token_id": int(t), "token": s, "D": float(d), "p": float(p)}
-                for t, s, d, p in zip(self.token_ids, token_strings, self.statistic, self.pvalue)
+                {"token_id": int(t), "token": s, "D": float(d), "p": float(p), "l2": round(float(l2), 6)}
+                for t, s, d, p, l2 in zip(self.token_ids, token_strings, self.statistic, self.pvalue, self.shift)
             ],
         }
 
 
-def select_tickets(statistic: np.ndarray, pvalue: np.ndarray, alpha: float, top_k: int | None = None) -> Tickets:
-    """Rows whose KS shift is significant at level alpha, capped at the top_k smallest p-values."""
+def row_shift(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """(V, d), (V, d) -> (V,): the Euclidean norm of each row's change, in float64."""
+    return np.linalg.norm(np.asarray(after, dtype=np.float64) - np.asarray(before, dtype=np.float64), axis=1)
+
+
+def select_tickets(statistic: np.ndarray, pvalue: np.ndarray, alpha: float, top_k: int | None = None,
+                   rank_by: str = "p", shift: np.ndarray | None = None) -> Tickets:
+    """Rows whose KS shift is significant at level alpha, ranked, then capped at top_k.
+
+    rank_by: `p` (smallest first, then larger D, then token id), `D` (largest first, then smaller p,
+    then token id) or `l2` (largest `shift` first, then token id). Every row has the same number of
+    values d, so p is a non-increasing function of D and `p` and `D` give the same order; `l2` is
+    the ablation that ranks by how far a row moved rather than by how its values' distribution
+    changed. Without top_k the ranking changes the order of the tickets, not the set.
+    """
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha}")
+    if shift is None:
+        if rank_by == "l2":
+            raise ValueError("rank_by='l2' needs the row shifts (shift=row_shift(before, after))")
+        shift = np.full(len(pvalue), np.nan)
     ids = np.arange(len(pvalue))
-    order = np.lexsort((ids, -statistic, pvalue))  # last key is the primary key
+    keys = {  # np.lexsort: the last key is the primary one
+        "p": (ids, -statistic, pvalue),
+        "D": (ids, pvalue, -statistic),
+        "l2": (ids, -shift),
+    }
+    if rank_by not in keys:
+        raise ValueError(f"rank_by={rank_by!r} is unknown; use one of {', '.join(keys)}")
+    order = np.lexsort(keys[rank_by])
     significant = order[pvalue[order] < alpha]
     chosen = significant if top_k is None else significant[:top_k]
     return Tickets(
         token_ids=chosen.astype(np.int64),
         statistic=statistic[chosen],
         pvalue=pvalue[chosen],
+        shift=shift[chosen],
         n_significant=int(len(significant)),
         n_moved=int((statistic > 0).sum()),
     )

@@ -20,6 +20,7 @@ from kslottery.prompts import LANGUAGE_NAMES
 
 PAIR_PATTERN = re.compile(r"^([a-z]{2,3})-([a-z]{2,3})$")
 OPTIMIZERS = ("adamw", "sgd")
+RANKINGS = ("p", "D", "l2")
 DTYPES = ("float32", "bfloat16", "float16")
 
 
@@ -74,7 +75,6 @@ class TrainParams:
     """0 for embeddings: decay would move every row, seen or not, and blur the KS signal."""
     max_length: int = 256
     """Prompt plus target tokens; longer targets lose their end (a prompt this long is an error)."""
-    seed: int = 0
     log_every: int = 10
 
 
@@ -115,21 +115,23 @@ class BaselineParams:
     optimizer: str = "adamw"
     weight_decay: float = 0.0
     max_length: int = 256
-    seed: int = 0
     log_every: int = 10
 
     def train_params(self, method: str) -> TrainParams:
         """The TrainParams of one baseline method (the loop knows nothing else)."""
         lr = {"full": self.full.lr, "lora": self.lora.lr, "prefix": self.prefix.lr}[method]
         return TrainParams(lr=lr, steps=self.steps, batch_size=self.batch_size, optimizer=self.optimizer,
-                           weight_decay=self.weight_decay, max_length=self.max_length, seed=self.seed,
-                           log_every=self.log_every)
+                           weight_decay=self.weight_decay, max_length=self.max_length, log_every=self.log_every)
 
 
 @dataclass(frozen=True)
 class KSParams:
     top_k: int | None = None
-    """Keep at most this many tickets (smallest p first); null keeps every row with p < alpha."""
+    """Keep at most this many tickets (the first by `rank_by`); null keeps every row with p < alpha."""
+    rank_by: str = "p"
+    """Order of the significant rows, which decides the top_k: `p` (smallest first), `D` (largest KS
+    statistic first; the same order as p, since every row has the same d) or `l2` (largest
+    Euclidean shift of the row first: an ablation that ignores the shape of the shift)."""
 
 
 @dataclass(frozen=True)
@@ -155,6 +157,9 @@ class Params:
     baseline: BaselineParams
     ks: KSParams = field(default_factory=KSParams)
     evaluate: EvalParams = field(default_factory=EvalParams)
+    seeds: tuple[int, ...] = (0,)
+    """Training seeds (batch order, LoRA/prefix initialisation, the random-k rows). Every trained
+    method runs once per seed and the table shows mean ± std; the data splits keep `data.seed`."""
 
     def train_params(self, method: str) -> TrainParams:
         """The training settings of a method: its own section, or the ticket's for the controls."""
@@ -276,6 +281,10 @@ def _coerce(type_str: str, value: Any, key: str, problems: list[str]):
         if not isinstance(value, str):
             return _fail(key, value, "a string", problems)
         return value
+    if base == "tuple[int, ...]":
+        if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            return _fail(key, value, "a list of integers", problems)
+        return tuple(value)
     if base == "tuple[str, ...]":
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             return _fail(key, value, "a list of strings", problems)
@@ -333,6 +342,16 @@ def _pairs(pairs):
     return "; ".join(problems) or None
 
 
+def _seeds(seeds):
+    if not seeds:
+        return "empty; list at least one seed, e.g. seeds: [0]"
+    if any(s < 0 for s in seeds):
+        return f"{list(seeds)}: seeds must be >= 0"
+    if len(set(seeds)) != len(seeds):
+        return f"{list(seeds)} lists a seed twice; list each once"
+    return None
+
+
 def _template(template):
     missing = [k for k in ("{src}", "{tgt}", "{source}") if k not in template]
     if missing:
@@ -351,6 +370,8 @@ def _optional_positive(what):
 _RULES = {
     (Params, "alpha"): _alpha,
     (Params, "pairs"): _pairs,
+    (Params, "seeds"): _seeds,
+    (KSParams, "rank_by"): _one_of(RANKINGS),
     (ModelParams, "dtype"): _one_of(DTYPES),
     (DataParams, "train_size"): _at_least(1),
     (DataParams, "dev_size"): _at_least(0),
@@ -370,7 +391,6 @@ _RULES = {
     (BaselineParams, "weight_decay"): _at_least(0),
     (BaselineParams, "max_length"): _positive,
     (BaselineParams, "log_every"): _positive,
-    (BaselineParams, "seed"): _at_least(0),
     (FullParams, "lr"): _positive,
     (LoraParams, "lr"): _positive,
     (LoraParams, "r"): _positive,
@@ -378,7 +398,6 @@ _RULES = {
     (LoraParams, "targets"): lambda v: None if v else "empty; name at least one module, e.g. [q_proj, v_proj]",
     (PrefixParams, "lr"): _positive,
     (PrefixParams, "tokens"): _positive,
-    (TrainParams, "seed"): _at_least(0),
     (DataParams, "seed"): _at_least(0),
     (KSParams, "top_k"): _optional_positive("to keep every significant row"),
     (EvalParams, "batch_size"): _positive,

@@ -1,15 +1,20 @@
-"""The paper's comparison table (pandas) and its plot (matplotlib PNG), from evaluation metrics.
+"""The paper's comparison table (pandas), its companions and its plot (matplotlib PNG), from metrics.
 
-Input: one record per (pair, method), as written by the evaluate stage:
-    {"pair": "en-ca", "method": "ticket", "bleu": .., "chrf++": .., "trainable_params": .., "total_params": ..}
-Output: one row per method, #trainable params (and % of full fine-tuning's, i.e. of the model's),
-BLEU and chrF++ per pair, and
-their average over pairs.
+Inputs are the small JSON files the stages write:
+    metrics/eval/{pair}/base.json, metrics/eval/{pair}/s{seed}/{method}.json
+        {"pair", "method", "seed", "bleu", "chrf++", "trainable_params", "total_params", ...}
+    metrics/certify/{pair}/s{seed}.json, metrics/ks/{pair}/s{seed}.json, metrics/train/{pair}/s{seed}/{method}.json
+Outputs: one row per method with #trainable params (and % of full fine-tuning's, i.e. of the model's),
+BLEU and chrF++ per pair (mean over seeds, ± the sample standard deviation when there are several),
+their average over pairs; the certification table; ticket overlaps across pairs and seeds; and the
+nested summary that is the pipeline's one DVC metrics file.
 """
 
 from __future__ import annotations
 
 import json
+import re
+from itertools import combinations
 from pathlib import Path
 
 import pandas as pd
@@ -26,84 +31,204 @@ METHOD_LABELS = {
     "frequent-k": "most frequent k rows",
     "ticket": "KS tickets",
 }
-SCORES = ("bleu", "chrf++")
+SCORES = {"bleu": "BLEU", "chrf++": "chrF++"}
+SEED_DIR = re.compile(r"^s(\d+)(\.json)?$")
 
 
-def read_records(eval_dir: str | Path) -> list[dict]:
-    """Every evaluation metrics JSON under eval_dir (metrics/eval/{pair}/{method}.json)."""
-    paths = sorted(Path(eval_dir).glob("*/*.json"))
-    if not paths:
+def read_records(directory: str | Path) -> list[dict]:
+    """Every JSON record under `directory` ({pair}/s{seed}/{method}.json, {pair}/s{seed}.json or
+    {pair}/{method}.json), completed with the pair, seed and method its path names if it lacks them."""
+    records = []
+    for path in sorted(Path(directory).rglob("*.json")):
+        record = json.loads(path.read_text(encoding="utf-8"))
+        parts = path.relative_to(directory).parts
+        seeds = [int(m.group(1)) for part in parts if (m := SEED_DIR.match(part))]
+        if record.get("seed") is None and seeds:
+            record["seed"] = seeds[0]
+        if len(parts) > 1:
+            record.setdefault("pair", parts[0])
+        if not SEED_DIR.match(parts[-1]):
+            record.setdefault("method", path.stem)
+        records.append(record)
+    return records
+
+
+def _eval_records(eval_dir: str | Path) -> list[dict]:
+    records = read_records(eval_dir)
+    if not records:
         raise FileNotFoundError(f"no evaluation metrics under {eval_dir}; run the evaluate stages first")
-    return [json.loads(p.read_text()) for p in paths]
+    return records
+
+
+def _methods(present: set[str]) -> list[str]:
+    return [m for m in METHOD_ORDER if m in present] + sorted(present - set(METHOD_ORDER))
 
 
 def build_table(records: list[dict]) -> pd.DataFrame:
-    """Wide table: index = method label; columns = params, '%', then '{pair} BLEU', '{pair} chrF++', avg."""
+    """Wide table: index = method label; columns = params, '%', then '{pair} BLEU', '{pair} chrF++'
+    (means over seeds), '{pair} BLEU std' ... when some method ran with several seeds, and the
+    average over pairs when there are several pairs."""
     frame = pd.DataFrame(records)
     pairs = sorted(frame["pair"].unique())
-    methods = [m for m in METHOD_ORDER if m in set(frame["method"])] + sorted(set(frame["method"]) - set(METHOD_ORDER))
+    grouped = frame.groupby(["method", "pair"])
+    mean, std = grouped[list(SCORES)].mean(), grouped[list(SCORES)].std(ddof=1)  # std: NaN for one seed
+    several_seeds = bool((grouped.size() > 1).any())
     rows = []
-    for method in methods:
-        subset = frame[frame["method"] == method].set_index("pair")
+    for method in _methods(set(frame["method"])):
+        subset = frame[frame["method"] == method]
         row = {"method": METHOD_LABELS.get(method, method),
                "trainable params": int(subset["trainable_params"].max()),
-               "% of full": 100.0 * subset["trainable_params"].max() / subset["total_params"].max()}
+               "% of full": 100.0 * subset["trainable_params"].max() / subset["total_params"].max(),
+               "seeds": int(grouped.size()[method].max())}
         for pair in pairs:
-            for score in SCORES:
-                row[f"{pair} {_label(score)}"] = subset[score].get(pair, float("nan"))
+            for score, label in SCORES.items():
+                row[f"{pair} {label}"] = mean[score].get((method, pair), float("nan"))
+                if several_seeds:
+                    row[f"{pair} {label} std"] = std[score].get((method, pair), float("nan"))
         if len(pairs) > 1:
-            for score in SCORES:
-                row[f"avg {_label(score)}"] = subset[score].reindex(pairs).mean()
+            for score, label in SCORES.items():
+                row[f"avg {label}"] = pd.Series([row[f"{pair} {label}"] for pair in pairs]).mean()
         rows.append(row)
-    return pd.DataFrame(rows).set_index("method")
-
-
-def _label(score: str) -> str:
-    return {"bleu": "BLEU", "chrf++": "chrF++"}[score]
+    table = pd.DataFrame(rows).set_index("method")
+    return table if several_seeds else table.drop(columns="seeds")
 
 
 def to_markdown(table: pd.DataFrame) -> str:
+    """The table as markdown: thousands separators, two decimals, `mean ± std` where there is a std."""
     shown = table.copy()
     shown["trainable params"] = shown["trainable params"].map(lambda n: f"{n:,}")
     shown["% of full"] = shown["% of full"].map(lambda p: f"{p:.4f}")
-    return shown.to_markdown(floatfmt=".2f") + "\n"
+    for column in [c for c in table.columns if f"{c} std" in table.columns]:
+        shown[column] = [f"{m:.2f} ± {s:.2f}" if pd.notna(s) else f"{m:.2f}"
+                         for m, s in zip(table[column], table[f"{column} std"])]
+        shown = shown.drop(columns=f"{column} std")
+    return shown.to_markdown(floatfmt=".2f", colalign=["left"] + ["right"] * len(shown.columns)) + "\n"
+
+
+CERTIFY_COLUMNS = {
+    "n_tickets": "tickets",
+    "next_token_agreement": "next-token agreement",
+    "next_token_accuracy_embed": "accuracy (embedding-tuned)",
+    "next_token_accuracy_tickets_only": "accuracy (tickets only)",
+    "chrf++_embed": "chrF++ (embedding-tuned)",
+    "chrf++_tickets_only": "chrF++ (tickets only)",
+}
 
 
 def certification_markdown(records: list[dict]) -> str:
-    """The certify stage's measurements, one row per pair."""
-    frame = pd.DataFrame(records).set_index("pair").sort_index()
-    columns = {
-        "n_tickets": "tickets",
-        "next_token_agreement": "next-token agreement",
-        "next_token_accuracy_embed": "accuracy (embedding-tuned)",
-        "next_token_accuracy_tickets_only": "accuracy (tickets only)",
-        "chrf++_embed": "chrF++ (embedding-tuned)",
-        "chrf++_tickets_only": "chrF++ (tickets only)",
-    }
-    return frame[list(columns)].rename(columns=columns).to_markdown(floatfmt=".4g") + "\n"
+    """The certify stage's measurements, one row per pair (mean over seeds)."""
+    frame = pd.DataFrame(records).groupby("pair")[list(CERTIFY_COLUMNS)].mean().sort_index()
+    return frame.rename(columns=CERTIFY_COLUMNS).to_markdown(floatfmt=".4g") + "\n"
 
 
-def report_markdown(eval_dir: str | Path, certify_dir: str | Path | None = None) -> tuple[pd.DataFrame, str]:
-    """(table, markdown): the comparison table, followed by the certification table if there is one."""
-    table = build_table(read_records(eval_dir))
+def ticket_sets(ks_records: list[dict]) -> dict[tuple[str, int], dict[int, str]]:
+    """(pair, seed) -> {token id: token string} of its tickets, from the ks-select summaries."""
+    return {(r["pair"], r["seed"]): dict(zip(r["token_ids"], r["tokens"])) for r in ks_records}
+
+
+def jaccard(a, b) -> float:
+    a, b = set(a), set(b)
+    return len(a & b) / len(a | b) if a | b else 1.0
+
+
+def overlap_markdown(ks_records: list[dict], shown: int = 20) -> str:
+    """Which tickets recur: across pairs (first seed) and across seeds (per pair). Empty if neither."""
+    sets = ticket_sets(ks_records)
+    pairs = sorted({pair for pair, _ in sets})
+    seeds = sorted({seed for _, seed in sets})
+    parts = []
+    if len(pairs) > 1:
+        first = {pair: sets[(pair, seeds[0])] for pair in pairs if (pair, seeds[0]) in sets}
+        rows = [{"pair A": a, "pair B": b, "tickets A": len(first[a]), "tickets B": len(first[b]),
+                 "shared": len(first[a].keys() & first[b].keys()), "Jaccard": jaccard(first[a], first[b])}
+                for a, b in combinations(first, 2)]
+        common = set.intersection(*(set(t) for t in first.values()))
+        ranked = [t for t in first[pairs[0]] if t in common][:shown]  # in the first pair's ticket order
+        parts.append(f"Ticket overlap across pairs (seed {seeds[0]}):\n\n"
+                     + pd.DataFrame(rows).to_markdown(index=False, floatfmt=".3f") + "\n\n"
+                     + f"{len(common)} tokens are tickets of every pair"
+                     + (": " + " ".join(f"`{first[pairs[0]][t]}`" for t in ranked)
+                        + (" ..." if len(common) > shown else "") if common else "") + "\n")
+    if len(seeds) > 1:
+        rows = []
+        for pair in pairs:
+            runs = [sets[(pair, s)] for s in seeds if (pair, s) in sets]
+            pairwise = [jaccard(a, b) for a, b in combinations(runs, 2)]
+            rows.append({"pair": pair, "seeds": len(runs), "tickets (mean)": sum(map(len, runs)) / len(runs),
+                         "in every seed": len(set.intersection(*(set(r) for r in runs))),
+                         "mean Jaccard between seeds": sum(pairwise) / len(pairwise)})
+        parts.append("Ticket stability across seeds:\n\n" + pd.DataFrame(rows).to_markdown(index=False, floatfmt=".3f")
+                     + "\n")
+    return "\n".join(parts)
+
+
+def report_markdown(eval_dir: str | Path, certify_dir: str | Path | None = None,
+                    ks_dir: str | Path | None = None) -> tuple[pd.DataFrame, str]:
+    """(table, markdown): the comparison table, then certification and ticket overlaps where available."""
+    table = build_table(_eval_records(eval_dir))
     markdown = to_markdown(table)
-    records = [json.loads(p.read_text()) for p in sorted(Path(certify_dir).glob("*.json"))] if certify_dir else []
-    if records:
+    certified = read_records(certify_dir) if certify_dir else []
+    if certified:
         markdown += ("\nCertification (the embedding-tuned model with every non-ticket row reverted to the base,"
-                     " against the embedding-tuned model on the test set):\n\n" + certification_markdown(records))
+                     " against the embedding-tuned model on the test set; docs/certification.md):\n\n"
+                     + certification_markdown(certified))
+    overlap = overlap_markdown(read_records(ks_dir)) if ks_dir else ""
+    if overlap:
+        markdown += "\n" + overlap
     return table, markdown
 
 
+def summary(eval_dir: str | Path, certify_dir: str | Path | None = None, ks_dir: str | Path | None = None,
+            train_dir: str | Path | None = None) -> dict:
+    """The nested metrics file: pair -> method -> {bleu, chrf++, [std], trainable_params, final_loss}, plus
+    pair -> tickets and pair -> certify. Means over seeds; `dvc metrics diff` shows one line per leaf."""
+    def mean(records, key):
+        values = [r[key] for r in records if r.get(key) is not None]
+        if len(set(values)) == 1:
+            return values[0]  # one seed (or all agree): the value as written, an int stays an int
+        return round(sum(values) / len(values), 4) if values else None
+
+    def std(records, key):
+        values = [r[key] for r in records if r.get(key) is not None]
+        return round(pd.Series(values).std(ddof=1), 4) if len(values) > 1 else None
+
+    evaluations = _eval_records(eval_dir)
+    training = read_records(train_dir) if train_dir else []
+    result: dict = {}
+    for pair in sorted({r["pair"] for r in evaluations}):
+        entry = result.setdefault(pair, {})
+        for method in _methods({r["method"] for r in evaluations if r["pair"] == pair}):
+            runs = [r for r in evaluations if r["pair"] == pair and r["method"] == method]
+            leaf = {"bleu": mean(runs, "bleu"), "chrf++": mean(runs, "chrf++")}
+            if len(runs) > 1:
+                leaf.update({"bleu_std": std(runs, "bleu"), "chrf++_std": std(runs, "chrf++"), "seeds": len(runs)})
+            leaf["trainable_params"] = max(r["trainable_params"] for r in runs)
+            losses = [r for r in training if r.get("pair") == pair and r.get("method") == method]
+            if losses:
+                leaf["final_loss"] = mean(losses, "final_loss")
+            entry[method] = leaf
+    for record_set, key, fields in (
+            (read_records(ks_dir) if ks_dir else [], "tickets", ("n_tickets", "n_significant", "n_moved")),
+            (read_records(certify_dir) if certify_dir else [], "certify",
+             ("next_token_agreement", "chrf++_tickets_only", "chrf++_difference"))):
+        for pair in sorted({r["pair"] for r in record_set}):
+            runs = [r for r in record_set if r["pair"] == pair]
+            result.setdefault(pair, {})[key] = {field: mean(runs, field) for field in fields}
+    return result
+
+
 def plot_scores(table: pd.DataFrame, out_png: Path) -> None:
-    """Horizontal bars of chrF++ per method (first pair, or the average), labelled with #params."""
+    """Horizontal bars of chrF++ per method (first pair, or the average), labelled with #params;
+    error bars of one standard deviation over seeds where there are several."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     column = "avg chrF++" if "avg chrF++" in table else next(c for c in table if c.endswith("chrF++"))
+    errors = table[f"{column} std"][::-1].fillna(0) if f"{column} std" in table else None
     fig, ax = plt.subplots(figsize=(7, 0.5 * len(table) + 1.2))
-    ax.barh(table.index[::-1], table[column][::-1], color="#4c72b0")
+    ax.barh(table.index[::-1], table[column][::-1], xerr=errors, color="#4c72b0", ecolor="#333333", capsize=3)
     for y, (score, n) in enumerate(zip(table[column][::-1], table["trainable params"][::-1])):
         ax.text(score, y, f" {score:.1f}  ({n:,} params)", va="center", fontsize=8)
     ax.set_xlabel(column)

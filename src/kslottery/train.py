@@ -56,8 +56,9 @@ def make_optimizer(parameters: list[torch.nn.Parameter], params: TrainParams) ->
     raise ValueError(f"unknown optimizer {params.optimizer!r}")
 
 
-def train(model, examples: list[Example], params: TrainParams, pad_token_id: int, desc: str = "train") -> TrainResult:
-    """Run `params.steps` optimizer steps on `examples`; returns the per-step losses."""
+def train(model, examples: list[Example], params: TrainParams, pad_token_id: int, seed: int = 0,
+          desc: str = "train") -> TrainResult:
+    """Run `params.steps` optimizer steps on `examples` (batch order drawn from `seed`); returns the losses."""
     trainable = [p for p in model.parameters() if p.requires_grad]
     if not trainable:
         raise TrainingError("nothing to train: no parameter requires grad (did the method's surgery run?)")
@@ -68,9 +69,9 @@ def train(model, examples: list[Example], params: TrainParams, pad_token_id: int
     log.info("%s: %s trainable of %s parameters (%.4f%%)", desc, f"{result.trainable_params:,}",
              f"{result.total_params:,}", 100 * result.trainable_params / result.total_params)
 
-    torch.manual_seed(params.seed)
+    torch.manual_seed(seed)
     accelerator = Accelerator()
-    batches = LengthGroupedBatches([len(e.input_ids) for e in examples], params.batch_size, params.seed)
+    batches = LengthGroupedBatches([len(e.input_ids) for e in examples], params.batch_size, seed)
     loader = DataLoader(examples, batch_sampler=batches, collate_fn=partial(collate, pad_token_id=pad_token_id))
     optimizer = make_optimizer(trainable, params)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)

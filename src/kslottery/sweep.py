@@ -1,0 +1,128 @@
+"""Experiments side by side: what `dvc exp run -S ...` varied, and what it changed.
+
+Input is the JSON of `dvc exp show --json` (the workspace, each commit shown, and their
+experiments, each with its params.yaml values and metrics/summary.json). Output:
+
+* a table with one row per experiment: the params that differ between experiments (the swept
+  ones: alpha, ks.rank_by, ks.top_k, embed_finetune.optimizer, ...), then per pair the ticket count
+  and chrF++/BLEU of the tickets and of the methods they are measured against;
+* a plot of tickets and chrF++ against alpha, when alpha was swept.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+
+SUMMARY = "metrics/summary.json"
+COMPARED = ("ticket", "embed", "frequent-k", "random-k")  # the methods an alpha or ranking change moves
+SCORES = {"chrf++": "chrF++", "bleu": "BLEU"}
+
+
+def dvc_exp_show(repo: str | Path = ".") -> list[dict]:
+    """Run `dvc exp show --json` in `repo` and return its parsed output."""
+    result = subprocess.run(["dvc", "exp", "show", "--json"], cwd=repo, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"`dvc exp show --json` failed in {repo}:\n{result.stderr.strip()}")
+    return json.loads(result.stdout)
+
+
+def _runs(entries: list[dict]):
+    """Yield (name, params, summary) for every revision in `dvc exp show --json` output, depth first."""
+    for entry in entries:
+        data = entry.get("data") or {}
+        params = ((data.get("params") or {}).get("params.yaml") or {}).get("data")
+        summary = ((data.get("metrics") or {}).get(SUMMARY) or {}).get("data")
+        if params is not None and summary is not None:
+            yield entry.get("name") or str(entry.get("rev", "?"))[:7], params, summary
+        for experiment in entry.get("experiments") or []:
+            yield from _runs(experiment.get("revs") or [])
+
+
+def _flatten(tree: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = json.dumps(value) if isinstance(value, list) else value
+    return flat
+
+
+def experiment_table(exp_show: list[dict]) -> pd.DataFrame:
+    """One row per experiment (duplicates of the same params and results dropped, e.g. the workspace
+    and its commit): the swept params, then per pair tickets and the compared methods' scores."""
+    rows = []
+    for name, params, summary in _runs(exp_show):
+        row = {"experiment": name, **{f"param {k}": v for k, v in _flatten(params).items()}}
+        for pair, methods in sorted(summary.items()):
+            row[f"{pair} tickets"] = (methods.get("tickets") or {}).get("n_tickets")
+            for method in COMPARED:
+                for score, label in SCORES.items():
+                    if score in (methods.get(method) or {}):
+                        row[f"{pair} {method} {label}"] = methods[method][score]
+        rows.append(row)
+    if not rows:
+        raise ValueError(f"no run in the `dvc exp show` output has both params.yaml and {SUMMARY}; "
+                         "run the pipeline (dvc repro / dvc exp run) first")
+    frame = pd.DataFrame(rows)
+    frame = frame.loc[~frame.drop(columns="experiment").astype(str).duplicated()]
+    param_columns = [c for c in frame if c.startswith("param ")]
+    swept = [c for c in param_columns if frame[c].astype(str).nunique() > 1]
+    frame = frame.drop(columns=sorted(set(param_columns) - set(swept)))
+    frame = frame.rename(columns={c: c.removeprefix("param ") for c in swept})
+    swept = [c.removeprefix("param ") for c in swept]
+    return frame.sort_values(swept or ["experiment"], key=_sort_key).set_index("experiment")
+
+
+def _sort_key(column: pd.Series) -> pd.Series:
+    numeric = pd.to_numeric(column, errors="coerce")
+    return numeric if numeric.notna().all() else column.astype(str)
+
+
+def plot_alpha_sweep(table: pd.DataFrame, out_png: str | Path) -> None:
+    """Tickets (left axis, log) and chrF++ (right axis) against alpha (log), one line per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if "alpha" not in table:
+        raise ValueError("alpha was not swept: every experiment has the same alpha")
+    table = table.sort_values("alpha")
+    alpha = table["alpha"].astype(float)
+    pairs = sorted({c.split(" ")[0] for c in table if c.endswith(" tickets")})
+    fig, axes = plt.subplots(1, len(pairs), figsize=(6.5 * len(pairs), 4.2), squeeze=False)
+    for ax, pair in zip(axes[0], pairs):
+        ax.plot(alpha, table[f"{pair} tickets"], "o-", color="#555555", label="tickets (left axis)")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("alpha")
+        ax.set_ylabel("tickets")
+        right = ax.twinx()
+        styles = {"ticket": ("o-", "#c44e52"), "frequent-k": ("s--", "#55a868"),
+                  "random-k": ("^:", "#8172b2"), "embed": ("-", "#4c72b0")}
+        for method, (style, color) in styles.items():
+            column = f"{pair} {method} chrF++"
+            if column in table:
+                right.plot(alpha, table[column], style, color=color, label=f"{method} chrF++")
+        right.set_ylabel("chrF++")
+        handles = ax.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
+        ax.legend(handles, [h.get_label() for h in handles], fontsize=8, loc="best")
+        ax.set_title(f"{pair}: tickets and translation quality vs alpha")
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=120, format="png")
+    plt.close(fig)
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    def cell(value):
+        if isinstance(value, float) and math.isfinite(value) and value == int(value) and abs(value) >= 1000:
+            return f"{int(value):,}"
+        return value
+
+    return table.map(cell).to_markdown(floatfmt=".4g") + "\n"
