@@ -81,5 +81,56 @@ def experiments(repo, exp_json, out):
     click.echo("wrote " + ", ".join(map(str, written)))
 
 
+@main.command()
+@click.argument("pair")
+@click.option("--seed", default=0, show_default=True, type=int, help="Which seed's tickets.")
+@click.option("--models", "models_dir", default="models", show_default=True, type=click.Path(file_okay=False),
+              help="The pipeline's models directory ({pair}/s{seed}/tickets.json under it).")
+@click.option("--top", default=30, show_default=True, type=click.IntRange(min=1), help="How many to list.")
+def tickets(pair, seed, models_dir, top):
+    """List a pair's winning tickets as token strings with D, p and the l2 shift, in rank order."""
+    path = Path(models_dir) / pair / f"s{seed}" / "tickets.json"
+    if not path.is_file():
+        raise click.ClickException(f"{path} does not exist; run `dvc repro ks-select@{pair}-{seed}` first "
+                                   "(or pass --models / --seed)")
+    record = json.loads(path.read_text(encoding="utf-8"))
+    click.echo(f"{pair} seed {seed}: {record['n_tickets']:,} tickets at alpha {record['alpha']} "
+               f"(ranked by {record.get('rank_by', 'p')}; {record['n_significant']:,} significant, "
+               f"{record['n_moved']:,} rows moved, of {record['vocab_size']:,})")
+    click.echo(f"{'rank':>5}  {'id':>6}  {'token':<20} {'D':>7}  {'p':>10}  {'l2':>7}")
+    for rank, ticket in enumerate(record["tickets"][:top], start=1):
+        l2 = ticket.get("l2")
+        click.echo(f"{rank:>5}  {ticket['token_id']:>6}  {ticket['token']!r:<20} {ticket['D']:>7.4f}  "
+                   f"{ticket['p']:>10.3g}  {'' if l2 is None else format(l2, '7.3f')}")
+
+
+@main.command()
+@click.argument("text", nargs=-1, required=True)
+@click.option("--adapter", type=click.Path(exists=True, file_okay=False),
+              help="What a method trained (e.g. models/en-ca/s0/ticket); omit for the base model.")
+@click.option("--base", default="models/base", show_default=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--pair", default="en-ca", show_default=True, help="Language pair of the prompt.")
+@click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path(exists=True),
+              help="Where the prompt template and generation settings come from.")
+def translate(text, adapter, base, pair, params_path):
+    """Translate TEXT (one sentence per argument) with the base model plus a trained method."""
+    from kslottery.methods import load_trained
+    from kslottery.params import pair_problems
+    from kslottery.prompts import format_prompt
+    from kslottery.translate import translate as generate
+
+    if problems := pair_problems(pair):
+        raise click.ClickException("; ".join(problems))
+    try:
+        params = load_params(params_path, check_model=False)
+    except ParamsError as err:
+        raise click.ClickException(str(err)) from None
+    model, tokenizer = load_trained(Path(base), Path(adapter) if adapter else None, merge=True)
+    prompts = [format_prompt(params.prompt.template, pair, sentence) for sentence in text]
+    for sentence, output in zip(text, generate(model, tokenizer, prompts, params.evaluate.batch_size,
+                                               params.evaluate.max_new_tokens, desc="translate")):
+        click.echo(f"{sentence}\n  -> {output}")
+
+
 if __name__ == "__main__":
     main()

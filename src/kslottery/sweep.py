@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -25,7 +26,8 @@ SCORES = {"chrf++": "chrF++", "bleu": "BLEU"}
 
 def dvc_exp_show(repo: str | Path = ".") -> list[dict]:
     """Run `dvc exp show --json` in `repo` and return its parsed output."""
-    result = subprocess.run(["dvc", "exp", "show", "--json"], cwd=repo, capture_output=True, text=True)
+    result = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json"], cwd=repo, capture_output=True,
+                            text=True)
     if result.returncode != 0:
         raise RuntimeError(f"`dvc exp show --json` failed in {repo}:\n{result.stderr.strip()}")
     return json.loads(result.stdout)

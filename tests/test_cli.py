@@ -1,0 +1,54 @@
+"""The `ksl` commands a researcher types by hand: tickets and translate."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from kslottery.cli import main
+from kslottery.methods import prepare_tokens, save_trained
+from kslottery.models import load_saved, load_source_model, save_model
+from kslottery.params import ModelParams
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_tickets_lists_them_in_rank_order_and_names_the_fix_when_missing(tmp_path):
+    run_dir = tmp_path / "models/en-ca/s1"
+    run_dir.mkdir(parents=True)
+    record = {"alpha": 0.05, "top_k": None, "rank_by": "p", "vocab_size": 100, "n_moved": 9, "n_significant": 3,
+              "n_tickets": 3, "tickets": [{"token_id": 7, "token": "Ġcat", "D": 0.5, "p": 1e-6, "l2": 2.0},
+                                          {"token_id": 3, "token": "Ġdog", "D": 0.4, "p": 1e-4, "l2": 1.0},
+                                          {"token_id": 5, "token": "s", "D": 0.3, "p": 0.01, "l2": 0.5}]}
+    (run_dir / "tickets.json").write_text(json.dumps(record))
+    result = CliRunner().invoke(main, ["tickets", "en-ca", "--seed", "1", "--models", str(tmp_path / "models"),
+                                       "--top", "2"])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "3 tickets at alpha 0.05" in lines[0]
+    assert "'Ġcat'" in lines[2] and "'Ġdog'" in lines[3] and len(lines) == 4  # header + top 2
+    missing = CliRunner().invoke(main, ["tickets", "en-ro", "--models", str(tmp_path / "models")])
+    assert missing.exit_code != 0 and "dvc repro ks-select@en-ro-0" in missing.output
+
+
+def test_translate_with_an_untrained_ticket_adapter_matches_the_base(tmp_path, tiny_model_dir):
+    base_dir = tmp_path / "base"  # as prepare-model writes it: lm_head untied
+    save_model(*load_source_model(ModelParams(source=str(tiny_model_dir))), base_dir)
+    model, _ = load_saved(base_dir)
+    adapter = tmp_path / "ticket"
+    save_trained(prepare_tokens(model, [3, 4, 5]), "ticket", adapter, {"pair": "en-ca", "trainable_params": 48})
+    env = {**os.environ, "TQDM_DISABLE": "1"}
+
+    def ksl(*args):
+        result = subprocess.run([sys.executable, "-m", "kslottery.cli", "translate", "--base", str(base_dir),
+                                 "--params", str(REPO / "params.yaml"), *args, "the cat", "a dog runs"],
+                                capture_output=True, text=True, env=env)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    base = ksl()
+    assert base.count("->") == 2 and base.startswith("the cat\n  -> ")
+    assert ksl("--adapter", str(adapter)) == base  # TrainableTokens untouched: exactly the base model
