@@ -52,7 +52,7 @@ def test_several_seeds_give_mean_and_sample_std(tmp_path):
     table = build_table(records)
     assert table.loc["KS tickets", "en-ca chrF++"] == 26.0
     assert abs(table.loc["KS tickets", "en-ca chrF++ std"] - 2.8284271) < 1e-6  # sample std of 24, 28
-    assert table.loc["KS tickets", "seeds"] == 2 and table.loc["base (zero-shot)", "seeds"] == 1
+    assert table.loc["KS tickets", "seeds"] == "2" and table.loc["base (zero-shot)", "seeds"] == "1"
     assert pd.isna(table.loc["base (zero-shot)", "en-ca chrF++ std"])
     markdown = to_markdown(table)
     assert "26.00 ± 2.83" in markdown and "34.00 ± 1.41" in markdown and " 8.00 |" in markdown
@@ -84,7 +84,7 @@ def test_overlap_across_pairs_and_seeds():
     records = [ks("en-ca", 0, ["a", "b", "c", "d"]), ks("en-de", 0, ["b", "c", "x"]),
                ks("en-ca", 1, ["a", "b", "z"]), ks("en-de", 1, ["b", "x"])]
     text = overlap_markdown(records)
-    assert "2 tokens are tickets of every pair: `b` `c`" in text
+    assert "2 tokens are tickets of all 2 pairs: `b` `c`" in text
     pairs_row = next(line for line in text.splitlines() if line.startswith("| en-ca ") and "en-de" in line)
     assert [c.strip() for c in pairs_row.strip("|").split("|")] == ["en-ca", "en-de", "4", "3", "2", "0.400"]
     stability = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")]
@@ -92,6 +92,23 @@ def test_overlap_across_pairs_and_seeds():
     assert stability["en-ca"][3:] == ["2", "0.400"]  # {a,b} of {a,b,c,d,z}
     assert stability["en-de"][3:] == ["2", "0.667"]
     assert overlap_markdown([ks("en-ca", 0, ["a"])]) == ""  # one pair, one seed: nothing to compare
+    # uneven runs: en-de has seed 1 only, en-ca seeds 0 and 1 -> pairs compared on seed 1; en-de has no stability row
+    uneven = overlap_markdown([ks("en-ca", 0, ["a", "b"]), ks("en-ca", 1, ["b", "c"]), ks("en-de", 1, ["c", "x"])])
+    assert "across pairs (seed 1)" in uneven and "1 tokens are tickets of all 2 pairs: `c`" in uneven
+    assert "| en-de " not in uneven.split("Ticket stability across seeds")[1]
+    assert "across pairs" not in overlap_markdown([ks("en-ca", 0, ["a"]), ks("en-de", 1, ["a"])])  # no shared seed
+
+
+def test_removed_pairs_and_seeds_are_left_out_and_partial_averages_are_not_made(tmp_path):
+    write_json(tmp_path / "en-ca/s0/ticket.json", record("en-ca", "ticket", 5.0, 24.0, 10, seed=0))
+    write_json(tmp_path / "en-ca/s1/ticket.json", record("en-ca", "ticket", 7.0, 99.0, 10, seed=1))  # seed removed
+    write_json(tmp_path / "en-de/s0/ticket.json", record("en-de", "ticket", 3.0, 20.0, 10, seed=0))
+    write_json(tmp_path / "en-de/s0/lora.json", record("en-de", "lora", 3.0, 30.0, 10, seed=0))
+    write_json(tmp_path / "en-ro/s0/ticket.json", record("en-ro", "ticket", 1.0, 1.0, 10, seed=0))  # pair removed
+    table = build_table(read_records(tmp_path, pairs={"en-ca", "en-de"}, seeds={0}))
+    assert list(table.columns).count("en-ro chrF++") == 0
+    assert table.loc["KS tickets", "avg chrF++"] == 22.0  # (24 + 20) / 2: seed 1's 99 left out
+    assert pd.isna(table.loc["LoRA", "avg chrF++"])  # LoRA ran on en-de only: no average over one of two pairs
 
 
 def test_summary_is_nested_pair_method_score(tmp_path):
@@ -136,7 +153,8 @@ def test_experiment_table_shows_what_was_swept(tmp_path):
 
 def test_committed_table_is_regenerated_from_committed_metrics(tmp_path):
     """The paper table and the summary metrics must be exactly what the committed metrics give."""
-    result = subprocess.run([sys.executable, str(REPO / "stages/table.py"), "--eval-dir", str(REPO / "metrics/eval"),
+    result = subprocess.run([sys.executable, str(REPO / "stages/table.py"), "--params", str(REPO / "params.yaml"),
+                             "--eval-dir", str(REPO / "metrics/eval"),
                              "--certify-dir", str(REPO / "metrics/certify"), "--ks-dir", str(REPO / "metrics/ks"),
                              "--train-dir", str(REPO / "metrics/train"), "--out", str(tmp_path),
                              "--summary", str(tmp_path / "summary.json")],

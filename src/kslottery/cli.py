@@ -52,7 +52,8 @@ def table(eval_dir, certify_dir, ks_dir):
               help="Read a saved `dvc exp show --json` instead of running it.")
 @click.option("--out", default="results", show_default=True, type=click.Path(file_okay=False),
               help="Where experiments.md (and alpha_sweep.png, if alpha was swept) go.")
-def experiments(repo, exp_json, out):
+@click.option("-A", "--all-commits", is_flag=True, help="Experiments of every commit, not only of HEAD.")
+def experiments(repo, exp_json, out, all_commits):
     """Compare `dvc exp run` experiments: swept params vs tickets and scores; plot the alpha sweep.
 
     \b
@@ -64,7 +65,7 @@ def experiments(repo, exp_json, out):
     from kslottery import stage
     from kslottery.sweep import dvc_exp_show, experiment_table, plot_alpha_sweep, to_markdown
 
-    exp_show = json.loads(Path(exp_json).read_text()) if exp_json else dvc_exp_show(repo)
+    exp_show = json.loads(Path(exp_json).read_text()) if exp_json else dvc_exp_show(repo, all_commits)
     try:
         frame = experiment_table(exp_show)
     except ValueError as err:

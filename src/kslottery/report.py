@@ -35,26 +35,34 @@ SCORES = {"bleu": "BLEU", "chrf++": "chrF++"}
 SEED_DIR = re.compile(r"^s(\d+)(\.json)?$")
 
 
-def read_records(directory: str | Path) -> list[dict]:
+def read_records(directory: str | Path, pairs=None, seeds=None) -> list[dict]:
     """Every JSON record under `directory` ({pair}/s{seed}/{method}.json, {pair}/s{seed}.json or
-    {pair}/{method}.json), completed with the pair, seed and method its path names if it lacks them."""
+    {pair}/{method}.json), completed with the pair, seed and method its path names if it lacks them.
+
+    pairs, seeds: keep only these (a record without a seed, like the base model's, is kept for any
+    seeds). DVC leaves the outputs of a pair or seed that was removed from params.yaml in place, so
+    the table stage passes the current ones."""
     records = []
     for path in sorted(Path(directory).rglob("*.json")):
         record = json.loads(path.read_text(encoding="utf-8"))
         parts = path.relative_to(directory).parts
-        seeds = [int(m.group(1)) for part in parts if (m := SEED_DIR.match(part))]
-        if record.get("seed") is None and seeds:
-            record["seed"] = seeds[0]
+        path_seeds = [int(m.group(1)) for part in parts if (m := SEED_DIR.match(part))]
+        if record.get("seed") is None and path_seeds:
+            record["seed"] = path_seeds[0]
         if len(parts) > 1:
             record.setdefault("pair", parts[0])
         if not SEED_DIR.match(parts[-1]):
             record.setdefault("method", path.stem)
+        if pairs is not None and record.get("pair") not in pairs:
+            continue
+        if seeds is not None and record.get("seed") is not None and record["seed"] not in seeds:
+            continue
         records.append(record)
     return records
 
 
-def _eval_records(eval_dir: str | Path) -> list[dict]:
-    records = read_records(eval_dir)
+def _eval_records(eval_dir: str | Path, pairs=None, seeds=None) -> list[dict]:
+    records = read_records(eval_dir, pairs, seeds)
     if not records:
         raise FileNotFoundError(f"no evaluation metrics under {eval_dir}; run the evaluate stages first")
     return records
@@ -79,7 +87,7 @@ def build_table(records: list[dict]) -> pd.DataFrame:
         row = {"method": METHOD_LABELS.get(method, method),
                "trainable params": int(subset["trainable_params"].max()),
                "% of full": 100.0 * subset["trainable_params"].max() / subset["total_params"].max(),
-               "seeds": int(grouped.size()[method].max())}
+               "seeds": _count_range(grouped.size()[method])}
         for pair in pairs:
             for score, label in SCORES.items():
                 row[f"{pair} {label}"] = mean[score].get((method, pair), float("nan"))
@@ -87,10 +95,17 @@ def build_table(records: list[dict]) -> pd.DataFrame:
                     row[f"{pair} {label} std"] = std[score].get((method, pair), float("nan"))
         if len(pairs) > 1:
             for score, label in SCORES.items():
-                row[f"avg {label}"] = pd.Series([row[f"{pair} {label}"] for pair in pairs]).mean()
+                # NaN unless the method ran on every pair: an average over fewer pairs is another number
+                row[f"avg {label}"] = pd.Series([row[f"{pair} {label}"] for pair in pairs]).mean(skipna=False)
         rows.append(row)
     table = pd.DataFrame(rows).set_index("method")
     return table if several_seeds else table.drop(columns="seeds")
+
+
+def _count_range(counts: pd.Series) -> str:
+    """Runs per pair of one method: '3', or '1-3' when pairs differ."""
+    low, high = int(counts.min()), int(counts.max())
+    return str(low) if low == high else f"{low}-{high}"
 
 
 def to_markdown(table: pd.DataFrame) -> str:
@@ -132,54 +147,58 @@ def jaccard(a, b) -> float:
 
 
 def overlap_markdown(ks_records: list[dict], shown: int = 20) -> str:
-    """Which tickets recur: across pairs (first seed) and across seeds (per pair). Empty if neither."""
+    """Which tickets recur: across pairs (on the first seed every pair has) and across seeds (per
+    pair with at least two). Empty when there is nothing to compare."""
     sets = ticket_sets(ks_records)
     pairs = sorted({pair for pair, _ in sets})
-    seeds = sorted({seed for _, seed in sets})
     parts = []
-    if len(pairs) > 1:
-        first = {pair: sets[(pair, seeds[0])] for pair in pairs if (pair, seeds[0]) in sets}
+    shared_seeds = sorted(set.intersection(*({s for p, s in sets if p == pair} for pair in pairs))) if pairs else []
+    if len(pairs) > 1 and shared_seeds:
+        seed = shared_seeds[0]
+        first = {pair: sets[(pair, seed)] for pair in pairs}
         rows = [{"pair A": a, "pair B": b, "tickets A": len(first[a]), "tickets B": len(first[b]),
                  "shared": len(first[a].keys() & first[b].keys()), "Jaccard": jaccard(first[a], first[b])}
-                for a, b in combinations(first, 2)]
+                for a, b in combinations(pairs, 2)]
         common = set.intersection(*(set(t) for t in first.values()))
         ranked = [t for t in first[pairs[0]] if t in common][:shown]  # in the first pair's ticket order
-        parts.append(f"Ticket overlap across pairs (seed {seeds[0]}):\n\n"
+        listing = (": " + " ".join(f"`{first[pairs[0]][t]}`" for t in ranked) + (" ..." if len(common) > shown else "")
+                   if common else "")
+        parts.append(f"Ticket overlap across pairs (seed {seed}):\n\n"
                      + pd.DataFrame(rows).to_markdown(index=False, floatfmt=".3f") + "\n\n"
-                     + f"{len(common)} tokens are tickets of every pair"
-                     + (": " + " ".join(f"`{first[pairs[0]][t]}`" for t in ranked)
-                        + (" ..." if len(common) > shown else "") if common else "") + "\n")
-    if len(seeds) > 1:
-        rows = []
-        for pair in pairs:
-            runs = [sets[(pair, s)] for s in seeds if (pair, s) in sets]
-            pairwise = [jaccard(a, b) for a, b in combinations(runs, 2)]
-            rows.append({"pair": pair, "seeds": len(runs), "tickets (mean)": sum(map(len, runs)) / len(runs),
-                         "in every seed": len(set.intersection(*(set(r) for r in runs))),
-                         "mean Jaccard between seeds": sum(pairwise) / len(pairwise)})
+                     + f"{len(common)} tokens are tickets of all {len(pairs)} pairs{listing}\n")
+    rows = []
+    for pair in pairs:
+        runs = [sets[key] for key in sorted(sets) if key[0] == pair]
+        if len(runs) < 2:
+            continue
+        pairwise = [jaccard(a, b) for a, b in combinations(runs, 2)]
+        rows.append({"pair": pair, "seeds": len(runs), "tickets (mean)": sum(map(len, runs)) / len(runs),
+                     "in every seed": len(set.intersection(*(set(r) for r in runs))),
+                     "mean Jaccard between seeds": sum(pairwise) / len(pairwise)})
+    if rows:
         parts.append("Ticket stability across seeds:\n\n" + pd.DataFrame(rows).to_markdown(index=False, floatfmt=".3f")
                      + "\n")
     return "\n".join(parts)
 
 
-def report_markdown(eval_dir: str | Path, certify_dir: str | Path | None = None,
-                    ks_dir: str | Path | None = None) -> tuple[pd.DataFrame, str]:
+def report_markdown(eval_dir: str | Path, certify_dir: str | Path | None = None, ks_dir: str | Path | None = None,
+                    pairs=None, seeds=None) -> tuple[pd.DataFrame, str]:
     """(table, markdown): the comparison table, then certification and ticket overlaps where available."""
-    table = build_table(_eval_records(eval_dir))
+    table = build_table(_eval_records(eval_dir, pairs, seeds))
     markdown = to_markdown(table)
-    certified = read_records(certify_dir) if certify_dir else []
+    certified = read_records(certify_dir, pairs, seeds) if certify_dir else []
     if certified:
         markdown += ("\nCertification (the embedding-tuned model with every non-ticket row reverted to the base,"
                      " against the embedding-tuned model on the test set; docs/certification.md):\n\n"
                      + certification_markdown(certified))
-    overlap = overlap_markdown(read_records(ks_dir)) if ks_dir else ""
+    overlap = overlap_markdown(read_records(ks_dir, pairs, seeds)) if ks_dir else ""
     if overlap:
         markdown += "\n" + overlap
     return table, markdown
 
 
 def summary(eval_dir: str | Path, certify_dir: str | Path | None = None, ks_dir: str | Path | None = None,
-            train_dir: str | Path | None = None) -> dict:
+            train_dir: str | Path | None = None, pairs=None, seeds=None) -> dict:
     """The nested metrics file: pair -> method -> {bleu, chrf++, [std], trainable_params, final_loss}, plus
     pair -> tickets and pair -> certify. Means over seeds; `dvc metrics diff` shows one line per leaf."""
     def mean(records, key):
@@ -192,8 +211,8 @@ def summary(eval_dir: str | Path, certify_dir: str | Path | None = None, ks_dir:
         values = [r[key] for r in records if r.get(key) is not None]
         return round(pd.Series(values).std(ddof=1), 4) if len(values) > 1 else None
 
-    evaluations = _eval_records(eval_dir)
-    training = read_records(train_dir) if train_dir else []
+    evaluations = _eval_records(eval_dir, pairs, seeds)
+    training = read_records(train_dir, pairs, seeds) if train_dir else []
     result: dict = {}
     for pair in sorted({r["pair"] for r in evaluations}):
         entry = result.setdefault(pair, {})
@@ -208,8 +227,8 @@ def summary(eval_dir: str | Path, certify_dir: str | Path | None = None, ks_dir:
                 leaf["final_loss"] = mean(losses, "final_loss")
             entry[method] = leaf
     for record_set, key, fields in (
-            (read_records(ks_dir) if ks_dir else [], "tickets", ("n_tickets", "n_significant", "n_moved")),
-            (read_records(certify_dir) if certify_dir else [], "certify",
+            (read_records(ks_dir, pairs, seeds) if ks_dir else [], "tickets", ("n_tickets", "n_significant", "n_moved")),
+            (read_records(certify_dir, pairs, seeds) if certify_dir else [], "certify",
              ("next_token_agreement", "chrf++_tickets_only", "chrf++_difference"))):
         for pair in sorted({r["pair"] for r in record_set}):
             runs = [r for r in record_set if r["pair"] == pair]

@@ -24,25 +24,31 @@ COMPARED = ("ticket", "embed", "frequent-k", "random-k")  # the methods an alpha
 SCORES = {"chrf++": "chrF++", "bleu": "BLEU"}
 
 
-def dvc_exp_show(repo: str | Path = ".") -> list[dict]:
-    """Run `dvc exp show --json` in `repo` and return its parsed output."""
-    result = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json"], cwd=repo, capture_output=True,
-                            text=True)
+def dvc_exp_show(repo: str | Path = ".", all_commits: bool = False) -> list[dict]:
+    """Run `dvc exp show --json` in `repo` (`-A` with all_commits) and return its parsed output."""
+    command = [sys.executable, "-m", "dvc", "exp", "show", "--json"] + (["-A"] if all_commits else [])
+    result = subprocess.run(command, cwd=repo, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"`dvc exp show --json` failed in {repo}:\n{result.stderr.strip()}")
     return json.loads(result.stdout)
 
 
 def _runs(entries: list[dict]):
-    """Yield (name, params, summary) for every revision in `dvc exp show --json` output, depth first."""
+    """Yield (name, params, summary) for every finished revision in `dvc exp show --json` output.
+
+    Queued, running and failed experiments are skipped: DVC shows them with their new params but
+    with the metrics of the commit they started from, which would pair params with wrong results."""
     for entry in entries:
         data = entry.get("data") or {}
         params = ((data.get("params") or {}).get("params.yaml") or {}).get("data")
         summary = ((data.get("metrics") or {}).get(SUMMARY) or {}).get("data")
-        if params is not None and summary is not None:
-            yield entry.get("name") or str(entry.get("rev", "?"))[:7], params, summary
+        if params is not None and summary is not None and not entry.get("error"):
+            rev = str(entry.get("rev", "?"))
+            yield entry.get("name") or (rev if rev == "workspace" else rev[:7]), params, summary
         for experiment in entry.get("experiments") or []:
-            yield from _runs(experiment.get("revs") or [])
+            state = (experiment.get("executor") or {}).get("state", "success")
+            if state == "success":
+                yield from _runs(experiment.get("revs") or [])
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict:
@@ -86,16 +92,29 @@ def _sort_key(column: pd.Series) -> pd.Series:
     return numeric if numeric.notna().all() else column.astype(str)
 
 
+def alpha_sweep(table: pd.DataFrame) -> pd.DataFrame:
+    """The rows of an alpha sweep: those whose other swept params equal the first row's (the
+    workspace, where there is one), so that a ranking ablation in the same table is not joined into
+    the alpha line."""
+    if "alpha" not in table:
+        raise ValueError("alpha was not swept: every experiment has the same alpha")
+    others = [c for c in table.columns if " " not in c and c != "alpha"]  # swept params have no spaces
+    reference = table.iloc[0]
+    keep = pd.Series(True, index=table.index)
+    for column in others:
+        keep &= table[column].astype(str) == str(reference[column])
+    return table[keep]
+
+
 def plot_alpha_sweep(table: pd.DataFrame, out_png: str | Path) -> None:
-    """Tickets (left axis, log) and chrF++ (right axis) against alpha (log), one line per method."""
+    """Tickets (left axis, log) and chrF++ (right axis) against alpha (log), one line per method,
+    over the alpha sweep's rows (`alpha_sweep`)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    if "alpha" not in table:
-        raise ValueError("alpha was not swept: every experiment has the same alpha")
-    table = table.sort_values("alpha")
+    table = alpha_sweep(table).sort_values("alpha")
     alpha = table["alpha"].astype(float)
     pairs = sorted({c.split(" ")[0] for c in table if c.endswith(" tickets")})
     fig, axes = plt.subplots(1, len(pairs), figsize=(6.5 * len(pairs), 4.2), squeeze=False)
