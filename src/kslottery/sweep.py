@@ -117,7 +117,7 @@ def plot_alpha_sweep(table: pd.DataFrame, out_png: str | Path) -> None:
     table = alpha_sweep(table).sort_values("alpha")
     alpha = table["alpha"].astype(float)
     pairs = sorted({c.split(" ")[0] for c in table if c.endswith(" tickets")})
-    fig, axes = plt.subplots(1, len(pairs), figsize=(6.5 * len(pairs), 4.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(pairs), figsize=(6.5 * len(pairs), 4.8), squeeze=False)
     for ax, pair in zip(axes[0], pairs):
         ax.plot(alpha, table[f"{pair} tickets"], "o-", color="#555555", label="tickets (left axis)")
         ax.set_xscale("log")
@@ -133,7 +133,8 @@ def plot_alpha_sweep(table: pd.DataFrame, out_png: str | Path) -> None:
                 right.plot(alpha, table[column], style, color=color, label=f"{method} chrF++")
         right.set_ylabel("chrF++")
         handles = ax.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
-        ax.legend(handles, [h.get_label() for h in handles], fontsize=8, loc="best")
+        ax.legend(handles, [h.get_label() for h in handles], fontsize=8, loc="upper center",
+                  bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)  # below the axes, clear of the lines
         ax.set_title(f"{pair}: tickets and translation quality vs alpha")
     fig.tight_layout()
     fig.savefig(out_png, dpi=120, format="png")
