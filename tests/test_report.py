@@ -7,7 +7,7 @@ import pandas as pd
 
 from kslottery.report import (build_table, certification_markdown, overlap_markdown, plot_scores, read_records,
                                summary, to_markdown)
-from kslottery.sweep import experiment_table, plot_alpha_sweep
+from kslottery.sweep import alpha_sweep, experiment_table, plot_alpha_sweep
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -125,10 +125,11 @@ def test_summary_is_nested_pair_method_score(tmp_path):
         "tickets": {"n_tickets": 10, "n_significant": 10, "n_moved": 30.5}}}
 
 
-def exp_show_entry(name, alpha, chrf, tickets, rank_by="p"):
+def exp_show_entry(name, alpha, chrf, tickets, rank_by="p", top_k=None):
     """One revision as `dvc exp show --json` writes it (the fields the sweep reads)."""
     return {"rev": name * 5, "name": name, "data": {
-        "params": {"params.yaml": {"data": {"alpha": alpha, "pairs": ["en-ca"], "ks": {"rank_by": rank_by},
+        "params": {"params.yaml": {"data": {"alpha": alpha, "pairs": ["en-ca"],
+                                            "ks": {"rank_by": rank_by, "top_k": top_k},
                                             "embed_finetune": {"lr": 0.01}}}},
         "metrics": {"metrics/summary.json": {"data": {"en-ca": {
             "ticket": {"chrf++": chrf, "bleu": 1.0}, "embed": {"chrf++": 30.0, "bleu": 2.0},
@@ -149,6 +150,11 @@ def test_experiment_table_shows_what_was_swept(tmp_path):
     assert (tmp_path / "sweep.png").read_bytes()[:4] == b"\x89PNG"
     ranked = experiment_table([workspace, exp_show_entry("exp-l2", 0.05, 20.0, 2478, rank_by="l2")])
     assert list(ranked.columns[:1]) == ["ks.rank_by"]
+    # a cap set in one experiment and null elsewhere is swept too, and its row stays off the alpha line
+    capped = experiment_table([workspace, commit["experiments"][0]["revs"][0],
+                               exp_show_entry("exp-top", 0.05, 8.0, 100, top_k=100)])
+    assert list(capped.columns[:2]) == ["alpha", "ks.top_k"]
+    assert list(alpha_sweep(capped).index) == ["exp-a", "workspace"]
 
 
 def test_committed_table_is_regenerated_from_committed_metrics(tmp_path):

@@ -78,13 +78,18 @@ def experiment_table(exp_show: list[dict]) -> pd.DataFrame:
         raise ValueError(f"no run in the `dvc exp show` output has both params.yaml and {SUMMARY}; "
                          "run the pipeline (dvc repro / dvc exp run) first")
     frame = pd.DataFrame(rows)
-    frame = frame.loc[~frame.drop(columns="experiment").astype(str).duplicated()]
+    frame = frame.loc[~frame.drop(columns="experiment").apply(_text).duplicated()]
     param_columns = [c for c in frame if c.startswith("param ")]
-    swept = [c for c in param_columns if frame[c].astype(str).nunique() > 1]
+    swept = [c for c in param_columns if _text(frame[c]).nunique() > 1]
     frame = frame.drop(columns=sorted(set(param_columns) - set(swept)))
     frame = frame.rename(columns={c: c.removeprefix("param ") for c in swept})
     swept = [c.removeprefix("param ") for c in swept]
     return frame.sort_values(swept or ["experiment"], key=_sort_key).set_index("experiment")
+
+
+def _text(column: pd.Series) -> pd.Series:
+    """Each value as Python's str, null and NaN included (pandas' astype(str) keeps NaN missing)."""
+    return column.map(str)
 
 
 def _sort_key(column: pd.Series) -> pd.Series:
@@ -93,16 +98,17 @@ def _sort_key(column: pd.Series) -> pd.Series:
 
 
 def alpha_sweep(table: pd.DataFrame) -> pd.DataFrame:
-    """The rows of an alpha sweep: those whose other swept params equal the first row's (the
-    workspace, where there is one), so that a ranking ablation in the same table is not joined into
-    the alpha line."""
+    """The rows of an alpha sweep: those whose other swept params equal the workspace's (else the
+    most common values), so that a ranking ablation in the same table is not joined into the
+    alpha line."""
     if "alpha" not in table:
         raise ValueError("alpha was not swept: every experiment has the same alpha")
     others = [c for c in table.columns if " " not in c and c != "alpha"]  # swept params have no spaces
-    reference = table.iloc[0]
     keep = pd.Series(True, index=table.index)
     for column in others:
-        keep &= table[column].astype(str) == str(reference[column])
+        values = _text(table[column])
+        reference = values["workspace"] if "workspace" in values.index else values.mode().iloc[0]
+        keep &= values == reference
     return table[keep]
 
 
@@ -142,9 +148,15 @@ def plot_alpha_sweep(table: pd.DataFrame, out_png: str | Path) -> None:
 
 
 def to_markdown(table: pd.DataFrame) -> str:
-    def cell(value):
-        if isinstance(value, float) and math.isfinite(value) and value == int(value) and abs(value) >= 1000:
+    def cell(value, is_param: bool):
+        if isinstance(value, float) and math.isnan(value):
+            return "null"  # as params.yaml writes it
+        if isinstance(value, float) and math.isfinite(value) and value == int(value) and (is_param or abs(value) >= 1000):
             return f"{int(value):,}"
         return value
 
-    return table.map(cell).to_markdown(floatfmt=".4g") + "\n"
+    shown = table.copy()
+    for column in shown.columns:
+        is_param = " " not in column  # swept params are dotted keys; result columns are "{pair} ..."
+        shown[column] = shown[column].map(lambda v, p=is_param: cell(v, p)).astype(object)
+    return shown.to_markdown(floatfmt=".4g") + "\n"
