@@ -79,7 +79,7 @@ def test_records_take_pair_seed_and_method_from_their_paths(tmp_path):
 
 def test_overlap_across_pairs_and_seeds():
     def ks(pair, seed, tokens):
-        return {"pair": pair, "seed": seed, "token_ids": [hash(t) % 1000 for t in tokens], "tokens": tokens}
+        return {"pair": pair, "seed": seed, "token_ids": [ord(t) for t in tokens], "tokens": tokens}  # one id per letter
 
     records = [ks("en-ca", 0, ["a", "b", "c", "d"]), ks("en-de", 0, ["b", "c", "x"]),
                ks("en-ca", 1, ["a", "b", "z"]), ks("en-de", 1, ["b", "x"])]
