@@ -65,10 +65,10 @@ def experiments(repo, exp_json, out, all_commits):
     from kslottery import stage
     from kslottery.sweep import dvc_exp_show, experiment_table, plot_alpha_sweep, to_markdown
 
-    exp_show = json.loads(Path(exp_json).read_text()) if exp_json else dvc_exp_show(repo, all_commits)
     try:
+        exp_show = json.loads(Path(exp_json).read_text()) if exp_json else dvc_exp_show(repo, all_commits)
         frame = experiment_table(exp_show)
-    except ValueError as err:
+    except (RuntimeError, ValueError) as err:  # not a DVC project, dvc failed, or nothing finished yet
         raise click.ClickException(str(err)) from None
     markdown = to_markdown(frame)
     out = Path(out)
