@@ -86,4 +86,4 @@ def main(params_path, pair, base, embed, tickets, embed_metrics, data, out, tran
 
 
 if __name__ == "__main__":
-    main()
+    stage.run(main)

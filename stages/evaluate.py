@@ -44,4 +44,4 @@ def main(params_path, pair, method, base, method_dir, data, out, translations):
 
 
 if __name__ == "__main__":
-    main()
+    stage.run(main)

@@ -4,6 +4,7 @@ Every method goes through the same loop (kslottery.train); the method only decid
 surgery (kslottery.methods), which parameters train and how the result is saved.
 """
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -14,9 +15,9 @@ from kslottery import stage
 from kslottery.corpus import read_pairs
 from kslottery.ks import most_frequent_rows, random_rows
 from kslottery.methods import TOKEN_METHODS, TRAINED_METHODS, prepare, save_trained
-from kslottery.models import load_saved
+from kslottery.models import load_saved, saved_vocab_size
 from kslottery.prompts import encode_pairs, token_counts
-from kslottery.train import train
+from kslottery.train import Checkpoint, train
 
 
 @click.command()
@@ -31,8 +32,10 @@ from kslottery.train import train
 @click.option("--out", required=True, type=click.Path(), help="Directory for what the method trained.")
 @click.option("--metrics", required=True, type=click.Path(), help="Training metrics JSON.")
 @click.option("--loss-csv", required=True, type=click.Path(), help="Loss per step (DVC plot data).")
-def main(params_path, pair, method, seed, base, data, tickets, out, metrics, loss_csv):
-    params = stage.start(params_path, f"finetune {method} seed {seed}", pair)
+@click.option("--checkpoint", "checkpoint_path", type=click.Path(),
+              help="Checkpoint file (default: .OUT.checkpoint.pt beside --out); deleted once the outputs are written.")
+def main(params_path, pair, method, seed, base, data, tickets, out, metrics, loss_csv, checkpoint_path):
+    params = stage.start(params_path, f"finetune {method} seed {seed}", pair, seed=seed)
     config = params.train_params(method)
     ticket_rows = None
     if method in TOKEN_METHODS:  # read and check the tickets before any model is loaded
@@ -42,6 +45,10 @@ def main(params_path, pair, method, seed, base, data, tickets, out, metrics, los
         if not ticket_rows:
             raise click.ClickException(f"{tickets} holds no tickets: no row is significant at alpha={params.alpha}; "
                                        "raise alpha or train embed-finetune longer")
+        vocab_size = saved_vocab_size(base)
+        if vocab_size is not None and (len(ticket_rows) > vocab_size or max(ticket_rows) >= vocab_size):
+            raise click.ClickException(f"{tickets}: {len(ticket_rows)} tickets up to row {max(ticket_rows)} do not fit "
+                                       f"the {vocab_size}-row vocabulary of {base}; rerun ks-select on this model")
     model, tokenizer = load_saved(base)
     train_pairs = read_pairs(Path(data) / "train.tsv")
     examples = encode_pairs(tokenizer, train_pairs, pair, params.prompt.template, config.max_length)
@@ -60,7 +67,13 @@ def main(params_path, pair, method, seed, base, data, tickets, out, metrics, los
 
     torch.manual_seed(seed)  # LoRA and prefix-tuning draw their initial weights here
     model = prepare(method, model, params.baseline, rows)
-    result = train(model, examples, config, tokenizer.pad_token_id, seed=seed, desc=f"{method} {pair} seed {seed}")
+    checkpoint = None
+    if params.checkpoint_every:
+        rows_digest = hashlib.sha256(json.dumps(sorted(rows or [])).encode()).hexdigest()
+        checkpoint = Checkpoint(Path(checkpoint_path or Path(out).parent / f".{Path(out).name}.checkpoint.pt"),
+                                every=params.checkpoint_every, key=f"{method} {pair} rows {rows_digest}")
+    result = train(model, examples, config, tokenizer.pad_token_id, seed=seed, desc=f"{method} {pair} seed {seed}",
+                   checkpoint=checkpoint)
     info = {"pair": pair, "seed": seed, "trainable_params": result.trainable_params}
     if rows is not None:
         info["token_ids"] = sorted(rows)
@@ -68,8 +81,10 @@ def main(params_path, pair, method, seed, base, data, tickets, out, metrics, los
         save_trained(model, method, tmp, info)
     stage.write_json(metrics, result.metrics())
     stage.write_text(loss_csv, result.loss_csv())
+    if checkpoint is not None:
+        checkpoint.discard()
     stage.log.info("saved %s to %s", method, out)
 
 
 if __name__ == "__main__":
-    main()
+    stage.run(main)

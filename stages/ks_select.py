@@ -5,7 +5,7 @@ import click
 from kslottery import stage
 from kslottery.ks import ks_2samp_rows, row_shift, select_tickets
 from kslottery.methods import load_embedding
-from kslottery.models import load_saved
+from kslottery.models import load_saved, top_k_problem
 
 
 @click.command()
@@ -18,6 +18,8 @@ from kslottery.models import load_saved
               help="Selection summary JSON (counts, and the ticket ids and tokens that the table compares).")
 def main(params_path, pair, base, embed, out, metrics):
     params = stage.start(params_path, "ks-select", pair)
+    if problem := top_k_problem(params, base):
+        raise click.ClickException(problem)
     model, tokenizer = load_saved(base)
     before = model.get_input_embeddings().weight.detach().float().cpu().numpy()  # (V, d)
     after = load_embedding(embed).float().numpy()  # (V, d)
@@ -39,4 +41,4 @@ def main(params_path, pair, base, embed, out, metrics):
 
 
 if __name__ == "__main__":
-    main()
+    stage.run(main)

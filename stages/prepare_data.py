@@ -17,7 +17,8 @@ def main(params_path, pair, corpus_path, out):
         pairs = corpus.clean(corpus.read_pairs(corpus_path), data.max_source_words)
         splits = corpus.split(pairs, {"train": data.train_size, "dev": data.dev_size, "test": data.test_size}, data.seed)
     except corpus.CorpusError as err:
-        raise click.ClickException(str(err)) from None
+        where = "" if str(err).startswith(str(corpus_path)) else f"{corpus_path}: "  # read_pairs names file:line
+        raise click.ClickException(f"{where}{err}") from None
     with stage.atomic_dir(out) as tmp:
         for name, rows in splits.items():
             corpus.write_pairs(rows, tmp / f"{name}.tsv")
@@ -26,4 +27,4 @@ def main(params_path, pair, corpus_path, out):
 
 
 if __name__ == "__main__":
-    main()
+    stage.run(main)

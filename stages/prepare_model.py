@@ -22,4 +22,4 @@ def main(params_path, out):
 
 
 if __name__ == "__main__":
-    main()
+    stage.run(main)

@@ -34,4 +34,4 @@ def main(params_path, eval_dir, certify_dir, ks_dir, train_dir, out, summary_pat
 
 
 if __name__ == "__main__":
-    main()
+    stage.run(main)

@@ -6,7 +6,7 @@ from kslottery.methods import prepare_embed
 from kslottery.models import load_saved, load_source_model, save_model
 from kslottery.params import ModelParams, TrainParams
 from kslottery.prompts import encode_pairs
-from kslottery.train import LengthGroupedBatches, TrainingError, train
+from kslottery.train import Checkpoint, LengthGroupedBatches, TrainingError, train
 from conftest import tiny_pairs
 
 
@@ -61,3 +61,48 @@ def test_diverging_loss_stops_with_the_step(tiny):
         model.get_input_embeddings().weight.fill_(float("nan"))  # what a diverged run looks like
     with pytest.raises(TrainingError, match="loss is nan at step 0"):
         train(model, examples, TrainParams(lr=0.1, steps=6, batch_size=4), tokenizer.pad_token_id)
+
+
+def test_resume_from_a_checkpoint_gives_the_uninterrupted_run(tiny, tmp_path, caplog):
+    model, tokenizer, examples = tiny
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    params = TrainParams(lr=0.05, steps=7, batch_size=4, max_length=64)
+    checkpoint = Checkpoint(tmp_path / "run.pt", every=3)
+    straight = train(prepare_embed(model), examples, params, tokenizer.pad_token_id, seed=1, checkpoint=checkpoint)
+    after = model.get_input_embeddings().weight.detach().clone()
+    # A finished run leaves its last checkpoint (step 6) for its caller to discard; a rerun from the
+    # initial weights resumes there and redoes only step 7.
+    assert torch.load(checkpoint.path, weights_only=True)["step"] == 6
+    model.load_state_dict(initial)
+    with caplog.at_level("INFO", logger="kslottery.train"):
+        resumed = train(prepare_embed(model), examples, params, tokenizer.pad_token_id, seed=1, checkpoint=checkpoint)
+    assert "resuming from" in caplog.text and "at step 6" in caplog.text
+    assert resumed.losses == straight.losses
+    assert torch.equal(model.get_input_embeddings().weight, after)
+
+
+def test_a_checkpoint_of_another_run_is_ignored(tiny, tmp_path, caplog):
+    model, tokenizer, examples = tiny
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    checkpoint = Checkpoint(tmp_path / "run.pt", every=2)
+    params = TrainParams(lr=0.05, steps=5, batch_size=4)
+    for changed in ("lr", "weights"):
+        model.load_state_dict(initial)
+        train(prepare_embed(model), examples, params, tokenizer.pad_token_id, checkpoint=checkpoint)  # leaves step 4
+        model.load_state_dict(initial)
+        rerun = params
+        if changed == "lr":
+            rerun = TrainParams(lr=0.01, steps=5, batch_size=4)
+        else:  # same settings, another starting model (e.g. a new model.source)
+            with torch.no_grad():
+                model.get_input_embeddings().weight[0] += 1
+        caplog.clear()
+        with caplog.at_level("INFO", logger="kslottery.train"):
+            result = train(prepare_embed(model), examples, rerun, tokenizer.pad_token_id, checkpoint=checkpoint)
+        assert "belongs to another run" in caplog.text and "resuming" not in caplog.text, changed
+        assert len(result.losses) == 5
+
+
+def test_checkpoint_every_must_be_positive(tmp_path):
+    with pytest.raises(ValueError, match="must be >= 1"):
+        Checkpoint(tmp_path / "x.pt", every=0)

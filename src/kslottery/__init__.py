@@ -5,3 +5,8 @@ The library behind the DVC pipeline: params -> corpus -> prompts -> models/metho
 """
 
 __version__ = "0.1.0"
+
+
+class KSLotteryError(Exception):
+    """A problem the user can fix (bad params, data or model; a diverging run). Its message names
+    the problem and the fix; stages print it as one line instead of a traceback."""

@@ -22,12 +22,18 @@ def main():
 @main.command()
 @click.argument("params_path", default="params.yaml", type=click.Path())
 @click.option("--no-model-check", is_flag=True, help="Skip the check that the model source exists.")
-def validate(params_path, no_model_check):
+@click.option("--base", default="models/base", show_default=True, type=click.Path(),
+              help="Prepared base model, if there is one yet: ks.top_k is checked against its vocabulary.")
+def validate(params_path, no_model_check, base):
     """Check a params file; name every bad key, its value and the fix."""
+    from kslottery.models import top_k_problem
+
     try:
         params = load_params(params_path, check_model=not no_model_check)
     except ParamsError as err:
         raise click.ClickException(str(err)) from None
+    if problem := top_k_problem(params, base):
+        raise click.ClickException(f"{params_path}: {problem}")
     click.echo(f"{params_path}: valid ({len(params.pairs)} pair(s): {', '.join(params.pairs)}; alpha {params.alpha})")
 
 

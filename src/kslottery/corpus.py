@@ -10,10 +10,12 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from kslottery import KSLotteryError
+
 SPLITS = ("train", "dev", "test")
 
 
-class CorpusError(ValueError):
+class CorpusError(KSLotteryError, ValueError):
     """Bad parallel text; the message names the file and line."""
 
 

@@ -9,6 +9,7 @@ Device and dtype are decided here, once (`pick_device`), and used by every stage
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -20,14 +21,15 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from kslottery.params import WHEEL_SOURCE, ModelParams
+from kslottery import KSLotteryError
+from kslottery.params import WHEEL_SOURCE, ModelParams, Params
 
 log = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-class ModelError(RuntimeError):
+class ModelError(KSLotteryError, RuntimeError):
     """A model that cannot serve KS-Lottery (missing, no input embedding, vocabulary mismatch)."""
 
 
@@ -174,6 +176,25 @@ def load_saved(model_dir: str | Path, device: torch.device | None = None, tokeni
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token  # padding is always masked; eos is a safe filler
     return model.to(device).eval(), tokenizer
+
+
+def saved_vocab_size(model_dir: str | Path) -> int | None:
+    """Rows of a saved model's input embedding, from its config.json (no weights loaded); None if
+    the directory holds no model yet."""
+    path = Path(model_dir) / "config.json"
+    if not path.is_file():
+        return None
+    config = json.loads(path.read_text())
+    return config.get("vocab_size") or config.get("text_config", {}).get("vocab_size")
+
+
+def top_k_problem(params: Params, base_dir: str | Path) -> str | None:
+    """ks.top_k larger than the vocabulary of the prepared base model (if there is one yet)."""
+    vocab_size = saved_vocab_size(base_dir)
+    if params.ks.top_k is None or vocab_size is None or params.ks.top_k <= vocab_size:
+        return None
+    return (f"ks.top_k: {params.ks.top_k} is larger than the vocabulary ({vocab_size:,} rows in {base_dir}); "
+            "lower it, or set null to keep every significant row")
 
 
 def saved_parameter_count(model_dir: str | Path) -> int:

@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from kslottery import KSLotteryError
 from kslottery.prompts import LANGUAGE_NAMES
 
 PAIR_PATTERN = re.compile(r"^([a-z]{2,3})-([a-z]{2,3})$")
@@ -24,7 +25,7 @@ RANKINGS = ("p", "D", "l2")
 DTYPES = ("float32", "bfloat16", "float16")
 
 
-class ParamsError(ValueError):
+class ParamsError(KSLotteryError, ValueError):
     """A params file with one or more bad keys; `problems` holds one line per key."""
 
     def __init__(self, path: str | Path, problems: list[str]):
@@ -160,6 +161,10 @@ class Params:
     seeds: tuple[int, ...] = (0,)
     """Training seeds (batch order, LoRA/prefix initialisation, the random-k rows). Every trained
     method runs once per seed and the table shows mean ± std; the data splits keep `data.seed`."""
+    checkpoint_every: int = 50
+    """Training stages save their state every this many steps (0: never); a killed stage, run again,
+    resumes from its last checkpoint and ends with the same weights. No stage lists this key as a
+    param: it changes how a result is reached, never the result."""
 
     def train_params(self, method: str) -> TrainParams:
         """The training settings of a method: its own section, or the ticket's for the controls."""
@@ -371,6 +376,7 @@ _RULES = {
     (Params, "alpha"): _alpha,
     (Params, "pairs"): _pairs,
     (Params, "seeds"): _seeds,
+    (Params, "checkpoint_every"): _at_least(0),
     (KSParams, "rank_by"): _one_of(RANKINGS),
     (ModelParams, "dtype"): _one_of(DTYPES),
     (DataParams, "train_size"): _at_least(1),

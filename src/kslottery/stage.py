@@ -17,9 +17,20 @@ from pathlib import Path
 
 import click
 
+from kslottery import KSLotteryError
 from kslottery.params import Params, ParamsError, load_params
 
 log = logging.getLogger("kslottery")
+
+
+def run(command) -> None:
+    """Run a stage's click command; a KSLotteryError (bad params, data or model, a diverging run)
+    ends it with its one-line message and exit status 1, not a traceback."""
+    try:
+        command()
+    except KSLotteryError as err:
+        click.echo(f"Error: {err}", err=True)
+        sys.exit(1)
 
 
 def setup_logging() -> None:
@@ -29,15 +40,20 @@ def setup_logging() -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def start(params_path: str | Path, stage: str, pair: str | None = None) -> Params:
-    """Log the stage, load and validate params (exit with every problem listed if any)."""
+def start(params_path: str | Path, stage: str, pair: str | None = None, seed: int | None = None) -> Params:
+    """Log the stage, load and validate params (exit with every problem listed if any), and check
+    that the stage's pair and seed are among the params' `pairs` and `seeds`."""
     setup_logging()
     try:
         params = load_params(params_path)
     except ParamsError as err:
         raise click.ClickException(str(err)) from None
     if pair is not None and pair not in params.pairs:
-        raise click.ClickException(f"pair {pair!r} is not in pairs {list(params.pairs)} of {params_path}")
+        raise click.ClickException(f"pair {pair!r} is not in pairs {list(params.pairs)} of {params_path}; "
+                                   "add it there (dvc.yaml runs one stage per pair)")
+    if seed is not None and seed not in params.seeds:
+        raise click.ClickException(f"--seed {seed} is not in seeds {list(params.seeds)} of {params_path}; "
+                                   "add it there (dvc.yaml runs one stage per seed)")
     log.info("stage %s%s", stage, f" [{pair}]" if pair else "")
     return params
 

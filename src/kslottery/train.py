@@ -2,28 +2,40 @@
 
 Causal-LM loss on target tokens only (labels are -100 on the prompt), a fixed number of optimizer
 steps over a seeded shuffle of the data (cycled as often as needed), AdamW or SGD.
+
+A run can checkpoint every N steps (`Checkpoint`): the trainable tensors, the optimizer state, the
+losses so far and the RNG state go into one file, written atomically. A rerun of the same run (same
+model weights, examples, settings and seed) finds it, replays the batch order up to that step and
+goes on, ending with the same weights, bit for bit, as a run that was never interrupted.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import logging
 import math
+import os
+import tempfile
 import time
 from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 
 import torch
 from accelerate import Accelerator
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from kslottery import KSLotteryError
 from kslottery.params import TrainParams
 from kslottery.prompts import Example, collate
 
 log = logging.getLogger(__name__)
 
 
-class TrainingError(RuntimeError):
+class TrainingError(KSLotteryError, RuntimeError):
     pass
 
 
@@ -48,6 +60,24 @@ class TrainResult:
         return "step,loss\n" + "".join(f"{i},{loss:.5f}\n" for i, loss in enumerate(self.losses))
 
 
+@dataclass(frozen=True)
+class Checkpoint:
+    """Where a run saves its state, and how often; `key` names the run beyond what the loop sees
+    (method, pair, rows), so that a checkpoint is never resumed by a different run."""
+
+    path: Path
+    every: int
+    key: str = ""
+
+    def __post_init__(self):
+        if self.every < 1:
+            raise ValueError(f"checkpoint every {self.every} steps: must be >= 1 (pass no checkpoint for none)")
+
+    def discard(self) -> None:
+        """Remove the checkpoint (once the run's outputs are safely written)."""
+        self.path.unlink(missing_ok=True)
+
+
 def make_optimizer(parameters: list[torch.nn.Parameter], params: TrainParams) -> torch.optim.Optimizer:
     if params.optimizer == "adamw":
         return torch.optim.AdamW(parameters, lr=params.lr, weight_decay=params.weight_decay)
@@ -57,8 +87,11 @@ def make_optimizer(parameters: list[torch.nn.Parameter], params: TrainParams) ->
 
 
 def train(model, examples: list[Example], params: TrainParams, pad_token_id: int, seed: int = 0,
-          desc: str = "train") -> TrainResult:
-    """Run `params.steps` optimizer steps on `examples` (batch order drawn from `seed`); returns the losses."""
+          desc: str = "train", checkpoint: Checkpoint | None = None) -> TrainResult:
+    """Run `params.steps` optimizer steps on `examples` (batch order drawn from `seed`); returns the losses.
+
+    With `checkpoint`, save the state every `checkpoint.every` steps and resume from a matching
+    checkpoint if one is there (the caller discards it once the outputs are written)."""
     trainable = [p for p in model.parameters() if p.requires_grad]
     if not trainable:
         raise TrainingError("nothing to train: no parameter requires grad (did the method's surgery run?)")
@@ -69,6 +102,7 @@ def train(model, examples: list[Example], params: TrainParams, pad_token_id: int
     log.info("%s: %s trainable of %s parameters (%.4f%%)", desc, f"{result.trainable_params:,}",
              f"{result.total_params:,}", 100 * result.trainable_params / result.total_params)
 
+    run_id = fingerprint(model, examples, params, seed, checkpoint.key) if checkpoint else ""
     torch.manual_seed(seed)
     accelerator = Accelerator()
     batches = LengthGroupedBatches([len(e.input_ids) for e in examples], params.batch_size, seed)
@@ -78,10 +112,21 @@ def train(model, examples: list[Example], params: TrainParams, pad_token_id: int
     log.info("%s: %d steps, batch %d, %s lr %g, device %s", desc, params.steps, params.batch_size,
              params.optimizer, params.lr, accelerator.device)
 
+    stream = _forever(loader)
+    first_step = 0
+    if checkpoint is not None:
+        first_step, rng = resume(checkpoint, run_id, accelerator.unwrap_model(model), optimizer, result.losses, desc)
+        # Replay the batch order up to the checkpoint, then restore the RNG as it was there (the
+        # data loader draws from it at every pass, so the order of these two matters).
+        for _ in range(first_step):
+            next(stream)
+        if rng is not None:
+            torch.set_rng_state(rng)
+
     model.train()
     start = time.perf_counter()
-    stream = _forever(loader)
-    progress = tqdm(range(params.steps), desc=desc, unit="step", dynamic_ncols=True)
+    progress = tqdm(range(first_step, params.steps), desc=desc, unit="step", dynamic_ncols=True,
+                    initial=first_step, total=params.steps)
     for step in progress:
         batch = next(stream)
         loss = model(**batch).loss  # mean over target tokens
@@ -93,10 +138,86 @@ def train(model, examples: list[Example], params: TrainParams, pad_token_id: int
         result.losses.append(loss.item())
         if step % params.log_every == 0 or step == params.steps - 1:
             progress.set_postfix(loss=f"{loss.item():.3f}")
+        done = step + 1
+        if checkpoint is not None and done % checkpoint.every == 0 and done < params.steps:
+            save_checkpoint(checkpoint, run_id, done, accelerator.unwrap_model(model), optimizer, result.losses)
     model.eval()
     result.seconds = time.perf_counter() - start
     log.info("%s: done in %.0f s, loss %.3f -> %.3f", desc, result.seconds, result.losses[0], result.losses[-1])
     return result
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints
+
+
+def fingerprint(model, examples: list[Example], params: TrainParams, seed: int, key: str) -> str:
+    """A digest of everything that decides a run's trajectory: settings, seed, examples, the
+    model's starting weights (a strided sample of every tensor: cheap even at 7B) and `key`."""
+    digest = hashlib.blake2b(digest_size=16)
+    settings = {k: v for k, v in dataclasses.asdict(params).items() if k != "log_every"}
+    digest.update(json.dumps({"params": settings, "seed": seed, "key": key}, sort_keys=True).encode())
+    for e in examples:
+        digest.update(repr((e.input_ids, e.labels)).encode())
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            flat = parameter.detach().reshape(-1)
+            sample = flat[:: max(1, flat.numel() // 1024)].to("cpu", torch.float64)
+            digest.update(f"{name}{tuple(parameter.shape)}{parameter.requires_grad}".encode())
+            digest.update(sample.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def save_checkpoint(checkpoint: Checkpoint, run_id: str, step: int, model, optimizer, losses: list[float]) -> None:
+    """Write the state after `step` steps to a temporary file, then rename it over the old one."""
+    state = {
+        "run_id": run_id,
+        "step": step,
+        "losses": list(losses),
+        "trainable": {n: p.detach().to("cpu") for n, p in model.named_parameters() if p.requires_grad},
+        "optimizer": optimizer.state_dict(),
+        "rng": torch.get_rng_state(),
+    }
+    checkpoint.path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{checkpoint.path.name}.", suffix=".tmp", dir=checkpoint.path.parent)
+    os.close(fd)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, checkpoint.path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def resume(checkpoint: Checkpoint, run_id: str, model, optimizer, losses: list[float],
+           desc: str) -> tuple[int, torch.Tensor | None]:
+    """Load a matching checkpoint into model, optimizer and losses; return its step and RNG state
+    ((0, None) when there is none to resume)."""
+    if not checkpoint.path.is_file():
+        return 0, None
+    try:
+        state = torch.load(checkpoint.path, map_location="cpu", weights_only=True)
+    except Exception as err:  # unreadable: start over rather than fail a run that can still succeed
+        log.warning("%s: ignoring unreadable checkpoint %s (%s); starting from step 0", desc, checkpoint.path, err)
+        return 0, None
+    if state.get("run_id") != run_id:
+        log.warning("%s: %s belongs to another run (other weights, data or settings); starting from step 0",
+                    desc, checkpoint.path)
+        return 0, None
+    trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    if set(trainable) != set(state["trainable"]):
+        raise TrainingError(f"{checkpoint.path}: its tensors do not match the model's trainable ones; delete it")
+    with torch.no_grad():
+        for name, parameter in trainable.items():
+            parameter.copy_(state["trainable"][name])
+    optimizer.load_state_dict(state["optimizer"])
+    losses[:] = state["losses"]
+    log.info("%s: resuming from %s at step %d", desc, checkpoint.path, state["step"])
+    return state["step"], state["rng"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Batches
 
 
 class LengthGroupedBatches:

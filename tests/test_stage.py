@@ -1,0 +1,152 @@
+"""What every stage shares: atomic outputs, and refusals that come before any model is loaded.
+
+The refusal tests hand the stages a 'model directory' holding only a config.json: a stage that
+tried to load the model would fail on the missing weights instead of giving the expected message.
+"""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from kslottery import stage
+from kslottery.cli import main as ksl
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def stage_main(name: str):
+    spec = importlib.util.spec_from_file_location(f"stage_{name}", REPO / "stages" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+def test_atomic_dir_keeps_the_old_output_when_the_block_fails(tmp_path):
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "weights").write_text("old")
+    with pytest.raises(KeyboardInterrupt):
+        with stage.atomic_dir(out) as tmp:
+            (tmp / "weights").write_text("half")
+            raise KeyboardInterrupt  # a Ctrl-C in the middle of writing
+    assert (out / "weights").read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temporary left behind
+    with stage.atomic_dir(out) as tmp:
+        (tmp / "weights").write_text("new")
+    assert [p.name for p in out.iterdir()] == ["weights"] and (out / "weights").read_text() == "new"
+
+
+def test_atomic_file_keeps_the_old_file_when_the_block_fails(tmp_path):
+    path = tmp_path / "metrics.json"
+    stage.write_json(path, {"bleu": 1.0})
+    with pytest.raises(RuntimeError):
+        with stage.atomic_file(path) as tmp:
+            tmp.write_text("{")
+            raise RuntimeError("killed")
+    assert json.loads(path.read_text()) == {"bleu": 1.0}
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+@pytest.fixture
+def fake_project(tmp_path):
+    """params.yaml and a base 'model' that is only a config.json (vocabulary of 100 rows)."""
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "config.json").write_text(json.dumps({"vocab_size": 100}))
+    data = tmp_path / "data"
+    data.mkdir()
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    params["model"] = {"source": str(base), "dtype": "float32"}
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return tmp_path
+
+
+def write_params(project: Path, **changes) -> None:
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    for dotted, value in changes.items():
+        section, key = dotted.split("__") if "__" in dotted else (None, dotted)
+        (params[section] if section else params)[key] = value
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def invoke(command, args):
+    result = CliRunner().invoke(command, [str(a) for a in args])
+    assert result.exit_code != 0, result.output
+    return result.output
+
+
+def finetune_args(project: Path, method: str, seed: int, tickets: Path | None = None) -> list:
+    args = ["--params", project / "params.yaml", "--pair", "en-ca", "--method", method, "--seed", seed,
+            "--base", project / "base", "--data", project / "data", "--out", project / "out",
+            "--metrics", project / "m.json", "--loss-csv", project / "loss.csv"]
+    return args + (["--tickets", tickets] if tickets else [])
+
+
+def test_a_seed_not_in_seeds_is_refused(fake_project):
+    output = invoke(stage_main("finetune"), finetune_args(fake_project, "embed", 7))
+    assert "--seed 7 is not in seeds [0]" in output and "add it there" in output
+
+
+def test_a_pair_not_in_pairs_is_refused(fake_project):
+    args = finetune_args(fake_project, "embed", 0)
+    args[args.index("en-ca")] = "en-de"
+    assert "pair 'en-de' is not in pairs ['en-ca']" in invoke(stage_main("finetune"), args)
+
+
+def test_tickets_outside_the_vocabulary_are_refused(fake_project):
+    tickets = fake_project / "tickets.json"
+    tickets.write_text(json.dumps({"tickets": [{"token_id": 5}, {"token_id": 250}]}))
+    output = invoke(stage_main("finetune"), finetune_args(fake_project, "random-k", 0, tickets))
+    assert "do not fit the 100-row vocabulary" in output and "rerun ks-select" in output
+
+
+def test_top_k_larger_than_the_vocabulary_is_refused(fake_project):
+    write_params(fake_project, ks__top_k=500)
+    embed = fake_project / "embed"
+    embed.mkdir()
+    output = invoke(stage_main("ks_select"), ["--params", fake_project / "params.yaml", "--pair", "en-ca",
+                                              "--base", fake_project / "base", "--embed", embed,
+                                              "--out", fake_project / "t.json", "--metrics", fake_project / "k.json"])
+    assert "ks.top_k: 500 is larger than the vocabulary (100 rows" in output
+    output = invoke(ksl, ["validate", fake_project / "params.yaml", "--base", fake_project / "base"])
+    assert "ks.top_k: 500 is larger than the vocabulary" in output
+    assert not (fake_project / "t.json").exists()
+
+
+def test_a_negative_checkpoint_interval_is_refused(fake_project):
+    write_params(fake_project, checkpoint_every=-5)
+    output = invoke(ksl, ["validate", fake_project / "params.yaml"])
+    assert "checkpoint_every: -5 must be >= 0" in output
+
+
+def test_prepare_data_names_the_corpus_file(fake_project):
+    corpus = fake_project / "en-ca.tsv"
+    corpus.write_text("One.\tU.\nTwo.\tDos.\n", encoding="utf-8")
+    args = ["--params", fake_project / "params.yaml", "--pair", "en-ca", "--corpus", corpus,
+            "--out", fake_project / "prepared"]
+    output = invoke(stage_main("prepare_data"), args)
+    assert f"{corpus}: corpus has 2 usable pairs but the splits need 1150" in output
+    corpus.write_bytes(b"One.\tU.\nTwo.\tDos\xff.\n")
+    assert f"{corpus}:2: not valid UTF-8" in invoke(stage_main("prepare_data"), args)
+    assert not (fake_project / "prepared").exists()
+
+
+def test_stage_errors_end_in_one_line_not_a_traceback(capsys, monkeypatch):
+    import click
+
+    from kslottery.corpus import CorpusError
+
+    @click.command()
+    def failing():
+        raise CorpusError("data/corpus/en-ca.tsv:3: empty target side; remove the line or fill it in")
+
+    monkeypatch.setattr("sys.argv", ["stage.py"])
+    with pytest.raises(SystemExit) as exit_info:
+        stage.run(failing)
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err == "Error: data/corpus/en-ca.tsv:3: empty target side; remove the line or fill it in\n"
