@@ -4,6 +4,7 @@ Every method goes through the same loop (kslottery.train); the method only decid
 surgery (kslottery.methods), which parameters train and how the result is saved.
 """
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -12,6 +13,7 @@ import click
 import torch
 
 from kslottery import stage
+from kslottery.cards import git_revision, model_card
 from kslottery.corpus import read_pairs
 from kslottery.ks import most_frequent_rows, random_rows
 from kslottery.methods import TOKEN_METHODS, TRAINED_METHODS, prepare, save_trained
@@ -77,8 +79,13 @@ def main(params_path, pair, method, seed, base, data, tickets, out, metrics, los
     info = {"pair": pair, "seed": seed, "trainable_params": result.trainable_params}
     if rows is not None:
         info["token_ids"] = sorted(rows)
+    settings = dataclasses.asdict(config) | {"seed": seed}
+    if method in ("lora", "prefix"):
+        settings[method] = dataclasses.asdict(getattr(params.baseline, method))
+    card = model_card(method, info, settings, result.metrics(), params.model.source, base, out, git_revision())
     with stage.atomic_dir(out) as tmp:
         save_trained(model, method, tmp, info)
+        (tmp / "README.md").write_text(card, encoding="utf-8")  # replaces peft's empty template
     stage.write_json(metrics, result.metrics())
     stage.write_text(loss_csv, result.loss_csv())
     if checkpoint is not None:

@@ -1,8 +1,10 @@
 """DVC stage ks-select@pair: KS-test every embedding row before vs after tuning; keep the tickets."""
 
 import click
+import numpy as np
 
 from kslottery import stage
+from kslottery.certify import critical_statistic
 from kslottery.ks import ks_2samp_rows, row_shift, select_tickets
 from kslottery.methods import load_embedding
 from kslottery.models import load_saved, top_k_problem
@@ -16,7 +18,9 @@ from kslottery.models import load_saved, top_k_problem
 @click.option("--out", required=True, type=click.Path(), help="tickets.json to write.")
 @click.option("--metrics", required=True, type=click.Path(),
               help="Selection summary JSON (counts, and the ticket ids and tokens that the table compares).")
-def main(params_path, pair, base, embed, out, metrics):
+@click.option("--histogram", required=True, type=click.Path(),
+              help="CSV of the KS statistic over the moved rows: D, rows, tickets (DVC plot data).")
+def main(params_path, pair, base, embed, out, metrics, histogram):
     params = stage.start(params_path, "ks-select", pair)
     if problem := top_k_problem(params, base):
         raise click.ClickException(problem)
@@ -34,10 +38,23 @@ def main(params_path, pair, base, embed, out, metrics):
     record = tickets.record(strings, params.alpha, params.ks.top_k, params.ks.rank_by, vocab_size=before.shape[0])
     stage.write_json(out, record)
     summary = {k: v for k, v in record.items() if k != "tickets"}
+    summary["critical_D"] = critical_statistic(before.shape[1], params.alpha)  # rows with D >= this have p < alpha
     stage.write_json(metrics, {**summary, "pair": pair, "token_ids": tickets.token_ids.tolist(), "tokens": strings})
+    stage.write_text(histogram, histogram_csv(statistic, tickets.token_ids))
     stage.log.info("%s: %d tickets at alpha %g (%d rows significant, %d moved, of %d)", pair, record["n_tickets"],
                    params.alpha, record["n_significant"], record["n_moved"], record["vocab_size"])
     stage.log.info("first tickets: %s", " ".join(repr(s) for s in strings[:20]))
+
+
+def histogram_csv(statistic: np.ndarray, ticket_ids: np.ndarray) -> str:
+    """One line per distinct D among the moved rows (D only takes the values h/d): how many rows, how
+    many of them tickets."""
+    moved = statistic > 0
+    is_ticket = np.zeros(len(statistic), dtype=bool)
+    is_ticket[ticket_ids] = True
+    values, which, rows = np.unique(statistic[moved], return_inverse=True, return_counts=True)
+    tickets = np.bincount(which, weights=is_ticket[moved], minlength=len(values)).astype(int)
+    return "D,rows,tickets\n" + "".join(f"{d:.6f},{r},{t}\n" for d, r, t in zip(values, rows, tickets))
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ and ends with the same bytes as a run never interrupted; reruns give byte-identi
 These run the real stage scripts in subprocesses on a tiny model (a few seconds each).
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -63,7 +64,9 @@ def run(command: list[str]) -> str:
 
 
 def outputs(project: Path, out: str) -> dict[str, bytes]:
+    """Every file a training stage wrote; the model card with the output's own name taken out."""
     files = {p.name: p.read_bytes() for p in (project / out).iterdir()}
+    files["README.md"] = files["README.md"].replace(str(project / out).encode(), b"OUT")
     files |= {suffix: (project / f"{out}{suffix}").read_bytes() for suffix in (".json", ".loss.csv")}
     return files
 
@@ -97,14 +100,21 @@ def test_killed_training_resumes_to_the_same_bytes_and_reruns_agree(project):
     for out in ("straight", "killed"):
         run(stage_command(project, "ks_select.py", "--pair", "en-ca", "--base", str(project / "base"),
                           "--embed", str(project / out), "--out", str(project / f"{out}.tickets.json"),
-                          "--metrics", str(project / f"{out}.ks.json")))
+                          "--metrics", str(project / f"{out}.ks.json"), "--histogram", str(project / f"{out}.hist.csv")))
         run(stage_command(project, "evaluate.py", "--pair", "en-ca", "--method", "embed", "--base", str(project / "base"),
                           "--model", str(project / out), "--data", str(project / "data"),
                           "--out", str(project / f"{out}.eval.json"),
                           "--translations", str(project / f"{out}.translations.tsv")))
-    for suffix in (".tickets.json", ".ks.json", ".eval.json", ".translations.tsv"):
+    for suffix in (".tickets.json", ".ks.json", ".hist.csv", ".eval.json", ".translations.tsv"):
         assert (project / f"straight{suffix}").read_bytes() == (project / f"killed{suffix}").read_bytes(), suffix
-    assert b'"n_tickets": 0' not in (project / "straight.tickets.json").read_bytes()
+    tickets = json.loads((project / "straight.tickets.json").read_text())
+    assert tickets["n_tickets"] > 0
+    # The histogram accounts for every moved row and every ticket, and tickets sit at D >= D_crit.
+    lines = [line.split(",") for line in (project / "straight.hist.csv").read_text().splitlines()[1:]]
+    critical = json.loads((project / "straight.ks.json").read_text())["critical_D"]
+    assert sum(int(rows) for _, rows, _ in lines) == tickets["n_moved"]
+    assert sum(int(t) for _, _, t in lines) == tickets["n_tickets"]
+    assert all(int(t) == (int(rows) if float(d) >= critical - 1e-6 else 0) for d, rows, t in lines)
 
 
 def test_dvc_repro_after_a_kill_just_works(tmp_path, tiny_model_dir):

@@ -109,8 +109,8 @@ def train(model, examples: list[Example], params: TrainParams, pad_token_id: int
     loader = DataLoader(examples, batch_sampler=batches, collate_fn=partial(collate, pad_token_id=pad_token_id))
     optimizer = make_optimizer(trainable, params)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
-    log.info("%s: %d steps, batch %d, %s lr %g, device %s", desc, params.steps, params.batch_size,
-             params.optimizer, params.lr, accelerator.device)
+    log.info("%s: %d steps, batch %d, %s lr %g, device %s, %s", desc, params.steps, params.batch_size,
+             params.optimizer, params.lr, accelerator.device, trainable[0].dtype)
 
     stream = _forever(loader)
     first_step = 0
