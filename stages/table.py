@@ -1,10 +1,11 @@
-"""DVC stage table: the paper's comparison table, its companions, the plot and metrics/summary.json."""
+"""DVC stage table: the paper's comparison table, its companions, the plots and metrics/summary.json."""
 
 from pathlib import Path
 
 import click
 
 from kslottery import stage
+from kslottery.plots import plot_ks_histogram, plot_losses
 from kslottery.report import plot_scores, report_markdown, summary
 
 
@@ -15,7 +16,8 @@ from kslottery.report import plot_scores, report_markdown, summary
 @click.option("--certify-dir", type=click.Path(exists=True), help="metrics/certify: {pair}/s{seed}.json.")
 @click.option("--ks-dir", type=click.Path(exists=True), help="metrics/ks: {pair}/s{seed}.json (ticket overlaps).")
 @click.option("--train-dir", type=click.Path(exists=True), help="metrics/train: {pair}/s{seed}/{method}.json.")
-@click.option("--out", required=True, type=click.Path(), help="Directory for table.md, table.csv and scores.png.")
+@click.option("--out", required=True, type=click.Path(),
+              help="Directory for table.md, table.csv, scores.png, loss_curves.png and ks_histogram.png.")
 @click.option("--summary", "summary_path", type=click.Path(), help="Nested metrics JSON for `dvc metrics`.")
 def main(params_path, eval_dir, certify_dir, ks_dir, train_dir, out, summary_path):
     params = stage.start(params_path, "table")
@@ -26,10 +28,18 @@ def main(params_path, eval_dir, certify_dir, ks_dir, train_dir, out, summary_pat
     stage.write_text(out / "table.csv", table.to_csv(float_format="%.4f"))
     with stage.atomic_file(out / "scores.png") as tmp:
         plot_scores(table, tmp)
+    figures = [out / "scores.png"]
+    for name, draw, directory in (("loss_curves.png", plot_losses, train_dir),
+                                  ("ks_histogram.png", plot_ks_histogram, ks_dir)):
+        with stage.atomic_file(out / name) as tmp:
+            if directory and draw(directory, pairs, seeds, tmp):
+                figures.append(out / name)
+            else:
+                raise click.ClickException(f"no data for {name} under {directory}; run the stages before the table")
     if summary_path:
         stage.write_json(summary_path, summary(eval_dir, certify_dir, ks_dir, train_dir, pairs, seeds))
     print(markdown)
-    stage.log.info("wrote %s, %s and %s%s", out / "table.md", out / "table.csv", out / "scores.png",
+    stage.log.info("wrote %s, %s, %s%s", out / "table.md", out / "table.csv", ", ".join(map(str, figures)),
                    f" and {summary_path}" if summary_path else "")
 
 

@@ -52,3 +52,20 @@ def test_translate_with_an_untrained_ticket_adapter_matches_the_base(tmp_path, t
     base = ksl()
     assert base.count("->") == 2 and base.startswith("the cat\n  -> ")
     assert ksl("--adapter", str(adapter)) == base  # TrainableTokens untouched: exactly the base model
+
+
+def test_every_stage_is_a_ksl_command_with_its_own_help(tmp_path):
+    runner = CliRunner()
+    listing = runner.invoke(main, ["--help"]).output
+    for script in sorted((REPO / "stages").glob("*.py")):
+        name = script.stem.replace("_", "-")
+        assert name in listing, name
+        if name != "table":  # `ksl table` prints the table from the committed metrics
+            result = runner.invoke(main, [name, "--help"])
+            assert result.exit_code == 0 and f"Usage: ksl {name}" in result.output and "--params" in result.output
+    # Arguments reach the stage, and its refusals come out as one line and a non-zero exit.
+    (tmp_path / "corpus.tsv").write_text("One.\tU.\n", encoding="utf-8")
+    result = runner.invoke(main, ["prepare-data", "--params", str(REPO / "params.yaml"), "--pair", "en-ca",
+                                  "--corpus", str(tmp_path / "corpus.tsv"), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 1 and "corpus has 1 usable pairs but the splits need 1150" in result.output
+    assert not (tmp_path / "out").exists()

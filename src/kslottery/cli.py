@@ -6,6 +6,8 @@ commands a researcher types by hand.
 
 from __future__ import annotations
 
+import ast
+import importlib.util
 import json
 from pathlib import Path
 
@@ -14,9 +16,57 @@ import click
 from kslottery.params import ParamsError, load_params
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+STAGES_DIR = Path(__file__).resolve().parents[2] / "stages"  # the scripts dvc.yaml runs (editable install)
+
+
+class StageCommand(click.Command):
+    """`ksl NAME ARGS...` runs stages/NAME.py (the command dvc.yaml runs) with ARGS, importing it
+    only then, so that `ksl --help` stays fast; `ksl NAME --help` shows the stage's own options."""
+
+    def __init__(self, name: str, script: Path):
+        docstring = ast.get_docstring(ast.parse(script.read_text(encoding="utf-8"))) or ""
+        super().__init__(name, help=docstring, short_help=docstring.split("\n", 1)[0].split(": ", 1)[-1],
+                         add_help_option=False, context_settings={"ignore_unknown_options": True,
+                                                                  "allow_extra_args": True})
+        self.script = script
+
+    def invoke(self, ctx):
+        from kslottery import KSLotteryError
+
+        spec = importlib.util.spec_from_file_location(f"kslottery_stage_{self.script.stem}", self.script)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        try:
+            return module.main.main(args=ctx.args, prog_name=f"ksl {self.name}", standalone_mode=False)
+        except KSLotteryError as err:
+            raise click.ClickException(str(err)) from None
+
+
+class Commands(click.Group):
+    """The commands below, plus one per pipeline stage (stages/*.py: prepare-model, finetune, ...)."""
+
+    def _stages(self) -> dict[str, Path]:
+        scripts = sorted(STAGES_DIR.glob("*.py")) if STAGES_DIR.is_dir() else []
+        return {script.stem.replace("_", "-"): script for script in scripts}
+
+    def list_commands(self, ctx):
+        return sorted(set(super().list_commands(ctx)) | set(self._stages()))
+
+    def get_command(self, ctx, name):
+        command = super().get_command(ctx, name)
+        if command is None and name in self._stages():
+            command = StageCommand(name, self._stages()[name])
+        return command
+
+
+@click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 def main():
-    """KS-Lottery: find and train the few token-embedding rows that carry a multilingual transfer."""
+    """KS-Lottery: find and train the few token-embedding rows that carry a multilingual transfer.
+
+    \b
+    The pipeline: `dvc repro` runs every stage (dvc.yaml); `ksl STAGE --help` shows one stage's
+    options, and `ksl STAGE ...` runs it by hand with the arguments dvc.yaml gives it.
+    """
 
 
 @main.command()

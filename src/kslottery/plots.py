@@ -1,0 +1,99 @@
+"""Figures drawn from the small metrics files, as PNGs under results/, so that they open offline.
+
+* loss_curves.png: training loss per step of every method, one panel per pair (a 10-step moving
+  average over the raw curve; with several seeds, their mean).
+* ks_histogram.png: how many rows reached each value of the KS statistic D (only h/d values
+  occur), tickets in colour, and the critical D of alpha as a line: the rows right of it are the
+  winning tickets. One panel per pair (first seed).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from kslottery.report import METHOD_LABELS, _methods
+
+COLOURS = {"full": "#4c72b0", "embed": "#55a868", "lora": "#c44e52", "prefix": "#8172b2", "random-k": "#937860",
+           "frequent-k": "#da8bc3", "ticket": "#dd8452"}
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def read_losses(train_dir: str | Path, pairs, seeds) -> dict[str, dict[str, pd.DataFrame]]:
+    """pair -> method -> DataFrame(step, one column per seed) from {pair}/s{seed}/{method}.loss.csv."""
+    curves: dict[str, dict[str, dict[int, pd.Series]]] = {}
+    for path in sorted(Path(train_dir).glob("*/s*/*.loss.csv")):
+        pair, seed, method = path.parts[-3], int(path.parts[-2][1:]), path.name.removesuffix(".loss.csv")
+        if pair in pairs and seed in seeds:
+            curves.setdefault(pair, {}).setdefault(method, {})[seed] = pd.read_csv(path, index_col="step")["loss"]
+    return {pair: {m: pd.DataFrame(by_seed) for m, by_seed in methods.items()} for pair, methods in curves.items()}
+
+
+def plot_losses(train_dir: str | Path, pairs, seeds, out_png: str | Path) -> bool:
+    """Loss curves per method; False (and nothing written) when there are none yet."""
+    curves = read_losses(train_dir, set(pairs), set(seeds))
+    if not curves:
+        return False
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(curves), figsize=(6.5 * len(curves), 4.2), squeeze=False)
+    for ax, (pair, methods) in zip(axes[0], sorted(curves.items())):
+        for method in _methods(set(methods)):
+            mean = methods[method].mean(axis=1)
+            colour = COLOURS.get(method)
+            ax.plot(mean.index, mean, color=colour, alpha=0.2, linewidth=0.8)
+            ax.plot(mean.index, mean.rolling(10, min_periods=1).mean(), color=colour, linewidth=1.8,
+                    label=METHOD_LABELS.get(method, method))
+        ax.set_title(f"{pair}: training loss" + (f" (mean of {len(seeds)} seeds)" if len(seeds) > 1 else ""))
+        ax.set_xlabel("optimizer step")
+        ax.set_ylabel("loss on target tokens")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=120, format="png")
+    plt.close(fig)
+    return True
+
+
+def plot_ks_histogram(ks_dir: str | Path, pairs, seeds, out_png: str | Path) -> bool:
+    """Rows per value of D with the alpha threshold; False (and nothing written) without data."""
+    panels = []
+    for pair in sorted(pairs):
+        for seed in sorted(seeds):
+            csv, summary = Path(ks_dir) / pair / f"s{seed}.hist.csv", Path(ks_dir) / pair / f"s{seed}.json"
+            if csv.is_file() and summary.is_file():
+                panels.append((pair, seed, pd.read_csv(csv), json.loads(summary.read_text())))
+                break  # the first seed: one panel per pair
+    if not panels:
+        return False
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.2), squeeze=False)
+    for ax, (pair, seed, histogram, summary) in zip(axes[0], panels):
+        width = histogram["D"].diff().min() if len(histogram) > 1 else 0.01
+        others = histogram["rows"] - histogram["tickets"]
+        ax.bar(histogram["D"], others, width=width, color="#9aa5b1", label="not tickets")
+        ax.bar(histogram["D"], histogram["tickets"], bottom=others, width=width, color="#dd8452",
+               label=f"tickets ({summary['n_tickets']:,})")
+        critical = summary.get("critical_D")
+        if critical is not None:
+            ax.axvline(critical - width / 2, color="#333333", linestyle="--", linewidth=1,
+                       label=f"alpha = {summary['alpha']:g}: D >= {critical:.4f}")
+        ax.set_yscale("log")
+        ax.set_ylim(bottom=0.5)  # a bar of one row stays visible
+        ax.set_xlabel("KS statistic D of the row (before vs after embedding tuning)")
+        ax.set_ylabel("rows")
+        ax.set_title(f"{pair} seed {seed}: {summary['n_moved']:,} of {summary['vocab_size']:,} rows moved")
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=120, format="png")
+    plt.close(fig)
+    return True
