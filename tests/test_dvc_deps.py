@@ -48,5 +48,6 @@ def test_every_stage_depends_on_the_modules_its_script_imports():
         wanted = kslottery_imports(REPO / scripts[0])
         if modules != wanted:
             missing[name] = {"missing": sorted(wanted - modules), "not imported": sorted(modules - wanted)}
-    assert not missing, f"dvc.yaml deps differ from the modules the stage scripts import: {missing}"
+    assert not missing, (f"dvc.yaml deps differ from the modules the stage scripts import: {missing}; "
+                         "`python tools/update_dvc_deps.py` rewrites them")
     assert kslottery_imports(REPO / "stages/ks_select.py") >= {"src/kslottery/ks.py", "src/kslottery/params.py"}

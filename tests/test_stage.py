@@ -6,6 +6,7 @@ tried to load the model would fail on the missing weights instead of giving the 
 
 import importlib.util
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -151,3 +152,39 @@ def test_stage_errors_end_in_one_line_not_a_traceback(capsys, monkeypatch):
         stage.run(failing)
     assert exit_info.value.code == 1
     assert capsys.readouterr().err == "Error: data/corpus/en-ca.tsv:3: empty target side; remove the line or fill it in\n"
+
+
+def test_atomic_outputs_get_the_usual_permissions(tmp_path):
+    old = os.umask(0o022)
+    try:
+        stage.write_text(tmp_path / "table.md", "x")
+        with stage.atomic_dir(tmp_path / "model") as tmp:
+            (tmp / "weights").write_text("w")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "table.md").stat().st_mode & 0o777 == 0o644  # not mkstemp's private 0o600
+    assert (tmp_path / "model").stat().st_mode & 0o777 == 0o755
+
+
+def test_progress_bars_show_on_a_terminal_only(monkeypatch):
+    """Off when stderr is a pipe (logs, CI) or TQDM_DISABLE=1; on when stderr is a terminal."""
+    import subprocess
+    import sys
+
+    code = "from kslottery.progress import progress; print(progress(range(3)).disable)"
+
+    def disabled(on_terminal: bool, **env) -> bool:
+        environment = {k: v for k, v in os.environ.items() if k != "TQDM_DISABLE"} | env
+        leader, follower = os.openpty()
+        try:
+            stderr = follower if on_terminal else subprocess.PIPE
+            result = subprocess.run([sys.executable, "-c", code], env=environment, stdout=subprocess.PIPE,
+                                    stderr=stderr, text=True, timeout=60)
+        finally:
+            os.close(leader)
+            os.close(follower)
+        return result.stdout.strip() == "True"
+
+    assert disabled(on_terminal=False)
+    assert not disabled(on_terminal=True)
+    assert disabled(on_terminal=True, TQDM_DISABLE="1")

@@ -26,8 +26,8 @@ import math
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
+from kslottery.progress import progress
 from kslottery.ks import exact_pvalue, ks_2samp_rows
 from kslottery.prompts import IGNORE_INDEX, Example, collate
 
@@ -47,7 +47,7 @@ def greedy_next_tokens(model, examples: list[Example], pad_token_id: int, batch_
     """Per example, the model's argmax next token at every target position (teacher-forced)."""
     device = next(model.parameters()).device
     predictions = []
-    for start in tqdm(range(0, len(examples), batch_size), desc=desc, unit="batch", dynamic_ncols=True):
+    for start in progress(range(0, len(examples), batch_size), desc=desc, unit="batch"):
         chunk = examples[start:start + batch_size]
         batch = {k: v.to(device) for k, v in collate(chunk, pad_token_id).items()}
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits  # (B, T, V)

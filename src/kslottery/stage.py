@@ -69,6 +69,7 @@ def atomic_dir(path: str | Path):
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it private; an output is as readable as any new directory
     if path.exists():
         shutil.rmtree(path) if path.is_dir() else path.unlink()
     os.rename(tmp, path)
@@ -87,7 +88,14 @@ def atomic_file(path: str | Path):
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    tmp.chmod(0o666 & ~_umask())  # mkstemp makes it private; an output is as readable as any new file
     os.replace(tmp, path)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_json(path: str | Path, data) -> None:

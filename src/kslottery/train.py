@@ -26,8 +26,8 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 from torch.utils.data import DataLoader
-from tqdm.auto import tqdm
 
+from kslottery.progress import progress
 from kslottery import KSLotteryError
 from kslottery.params import TrainParams
 from kslottery.prompts import Example, collate
@@ -125,9 +125,9 @@ def train(model, examples: list[Example], params: TrainParams, pad_token_id: int
 
     model.train()
     start = time.perf_counter()
-    progress = tqdm(range(first_step, params.steps), desc=desc, unit="step", dynamic_ncols=True,
-                    initial=first_step, total=params.steps)
-    for step in progress:
+    bar = progress(range(first_step, params.steps), desc=desc, unit="step",
+                 initial=first_step, total=params.steps)
+    for step in bar:
         batch = next(stream)
         loss = model(**batch).loss  # mean over target tokens
         if not math.isfinite(loss.item()):
@@ -137,7 +137,7 @@ def train(model, examples: list[Example], params: TrainParams, pad_token_id: int
         optimizer.zero_grad(set_to_none=True)
         result.losses.append(loss.item())
         if step % params.log_every == 0 or step == params.steps - 1:
-            progress.set_postfix(loss=f"{loss.item():.3f}")
+            bar.set_postfix(loss=f"{loss.item():.3f}")
         done = step + 1
         if checkpoint is not None and done % checkpoint.every == 0 and done < params.steps:
             save_checkpoint(checkpoint, run_id, done, accelerator.unwrap_model(model), optimizer, result.losses)

@@ -7,7 +7,8 @@ come back in the caller's order.
 from __future__ import annotations
 
 import torch
-from tqdm.auto import tqdm
+
+from kslottery.progress import progress
 
 
 def translate(model, tokenizer, prompts: list[str], batch_size: int, max_new_tokens: int, desc: str = "translate") -> list[str]:
@@ -16,7 +17,7 @@ def translate(model, tokenizer, prompts: list[str], batch_size: int, max_new_tok
     order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
     outputs: list[str] = [""] * len(prompts)
     device = next(model.parameters()).device
-    for start in tqdm(range(0, len(order), batch_size), desc=desc, unit="batch", dynamic_ncols=True):
+    for start in progress(range(0, len(order), batch_size), desc=desc, unit="batch"):
         rows = order[start:start + batch_size]
         # generation appends on the right, so pad on the left
         batch = tokenizer.pad({"input_ids": [encoded[i] for i in rows]}, padding_side="left",
