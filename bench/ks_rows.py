@@ -1,6 +1,6 @@
 """Benchmark: kslottery.ks.ks_2samp_rows against scipy.stats.ks_2samp(axis=1) and one numpy sort.
 
-Prints times measured side by side in one run and writes results/bench.md (with the machine).
+Prints times measured side by side in one run and writes its section of results/bench.md (with the machine).
 Shapes: SmolLM2-135M (49152 x 576) and LLaMA-7B (32000 x 4096), float32, in two cases: every row
 moved (the worst case) and 8% of rows moved (the real default moves 4,122 of 49,152 rows; the rest
 are not sorted at all). Also timed: the torch code that GPU tensors go through, run on the CPU
@@ -16,7 +16,6 @@ import argparse
 import os
 import platform
 import time
-from pathlib import Path
 
 import numpy as np
 import scipy
@@ -24,6 +23,7 @@ import torch
 from scipy import stats
 
 from kslottery import ks
+from report import write_section  # bench/report.py (bench/ is on sys.path when run as a script)
 
 MOVED_SHARE = {"all rows moved": 1.0, "8% of rows moved": 0.08}
 
@@ -110,11 +110,7 @@ def main() -> None:
         lines.append("| " + " | ".join(cells) + " |")
     text = "\n".join(lines) + "\n"
     print(text)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(out)
+    write_section(args.out, "ks_rows", text)  # only this benchmark's section of the file
 
 
 if __name__ == "__main__":

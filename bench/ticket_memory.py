@@ -1,0 +1,225 @@
+"""Benchmark: what ticket tuning (k=18 rows, peft TrainableTokens) holds, against embedding-only tuning.
+
+On a LLaMA-7B-shaped embedding (32000 x 4096, float32, random weights) in a one-layer LlamaForCausalLM
+with its own lm_head, both methods go through the real loop (kslottery.train.train, AdamW) on the
+same batches. Each runs in a fresh subprocess, so that its peak RSS is its own. Measured:
+
+* the bytes of gradients and optimizer state, counted tensor by tensor at the first optimizer step
+  (grads just before it, AdamW state just after); every trainable tensor is checked to be the
+  embedding's (the (V, d) weight, or the (k, d) TrainableTokens delta), so these are the embedding's;
+* peak RSS (ru_maxrss) and the RSS of the built model before training;
+* mean step time (forward, backward, AdamW step), steps 2..N (the first allocates the state).
+
+For the ticket it also checks, after training, that the effective embedding differs from the original
+in exactly the 18 ticket rows and that every base weight is bit-identical (hashes before and after).
+Prints the ratios measured side by side and writes its section of results/bench.md.
+
+    python bench/ticket_memory.py             # 32000 x 4096, 6 steps (about a minute)
+    python bench/ticket_memory.py --quick     # 4000 x 512, 3 steps, a few seconds
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import resource
+import subprocess
+import sys
+import time
+
+import psutil
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+import kslottery.train as train_module
+from kslottery.methods import prepare_embed, prepare_tokens
+from kslottery.params import TrainParams
+from kslottery.prompts import IGNORE_INDEX, Example
+from report import machine, write_section  # bench/report.py
+
+K = 18
+TARGET_RATIO = 100  # the issue's floor on embedding-only / ticket grad+optimizer bytes
+VARIANTS = {"embed": "embedding-only (prepare_embed)", "ticket": f"ticket k={K} (prepare_tokens)"}
+SHAPES = {"full": dict(vocab=32000, hidden=4096, steps=6), "quick": dict(vocab=4000, hidden=512, steps=3)}
+BATCH, LENGTH = 4, 32  # a batch of 4 random sequences of 32 tokens
+
+
+def build_model(vocab: int, hidden: int) -> LlamaForCausalLM:
+    """One LLaMA layer around a LLaMA-7B-shaped embedding; a small MLP keeps the rest cheap."""
+    config = LlamaConfig(vocab_size=vocab, hidden_size=hidden, intermediate_size=512, num_hidden_layers=1,
+                         num_attention_heads=hidden // 128, num_key_value_heads=hidden // 128,
+                         max_position_embeddings=2 * LENGTH, tie_word_embeddings=False)
+    torch.manual_seed(0)
+    return LlamaForCausalLM(config).float()
+
+
+def examples(vocab: int, ticket_rows: list[int]) -> list[Example]:
+    """Random sequences that hold every ticket row at an input position (the last one gets no
+    gradient: its prediction is never scored), so that all k rows receive gradients."""
+    rng = random.Random(0)
+    batch = []
+    for _ in range(BATCH):
+        ids = ticket_rows + [rng.randrange(vocab) for _ in range(LENGTH - 1 - len(ticket_rows))]
+        rng.shuffle(ids)
+        ids.append(rng.randrange(vocab))
+        batch.append(Example(input_ids=ids, labels=[IGNORE_INDEX] * 4 + ids[4:]))  # a 4-token "prompt"
+    return batch
+
+
+def tensor_bytes(tensor: torch.Tensor) -> int:
+    return tensor.numel() * tensor.element_size()
+
+
+def weight_hashes(model) -> dict[str, str]:
+    """blake2b of every frozen weight's bytes (no copy)."""
+    return {name: hashlib.blake2b(p.detach().contiguous().view(torch.uint8).numpy()).hexdigest()
+            for name, p in model.named_parameters() if not p.requires_grad}
+
+
+def run_variant(variant: str, vocab: int, hidden: int, steps: int) -> dict:
+    """Train one variant in this process; return what was measured."""
+    model = build_model(vocab, hidden)
+    ticket_rows = sorted(random.Random(1).sample(range(vocab), K))
+    if variant == "embed":
+        model = prepare_embed(model)
+        embedding_tensors = [model.get_input_embeddings().weight]  # (V, d)
+    else:
+        model = prepare_tokens(model, ticket_rows)
+        layer = model.get_input_embeddings()
+        embedding_tensors = list(layer.trainable_tokens_delta.values())  # (k, d)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if {id(p) for p in trainable} != {id(p) for p in embedding_tensors}:
+        raise AssertionError(f"{variant}: something besides the embedding trains; the byte counts would mix them")
+    hashes_before = weight_hashes(model) if variant == "ticket" else {}
+    model_rss = psutil.Process().memory_info().rss
+
+    measured: dict = {"step_ends": []}
+
+    def before_step(optimizer, args, kwargs):
+        if "grad_bytes" not in measured:
+            measured["grad_bytes"] = sum(tensor_bytes(p.grad) for p in embedding_tensors if p.grad is not None)
+
+    def after_step(optimizer, args, kwargs):
+        measured["step_ends"].append(time.perf_counter())
+        if "optimizer_bytes" not in measured:
+            measured["optimizer_bytes"] = sum(tensor_bytes(value) for p in embedding_tensors
+                                              for value in optimizer.state[p].values() if torch.is_tensor(value))
+            measured["optimizer_all_bytes"] = sum(tensor_bytes(value) for state in optimizer.state.values()
+                                                  for value in state.values() if torch.is_tensor(value))
+
+    make_optimizer = train_module.make_optimizer
+
+    def recording_optimizer(parameters, params):  # the loop's own optimizer, with two hooks
+        optimizer = make_optimizer(parameters, params)
+        optimizer.register_step_pre_hook(before_step)
+        optimizer.register_step_post_hook(after_step)
+        return optimizer
+
+    train_module.make_optimizer = recording_optimizer
+    params = TrainParams(lr=1e-2, steps=steps, batch_size=BATCH, optimizer="adamw", weight_decay=0.0,
+                         max_length=LENGTH, log_every=1)
+    result = train_module.train(model, examples(vocab, ticket_rows), params, pad_token_id=0, desc=variant)
+    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux; read before the check
+    if measured["optimizer_all_bytes"] != measured["optimizer_bytes"]:
+        raise AssertionError(f"{variant}: the optimizer holds state for tensors other than the embedding's")
+    intervals = [b - a for a, b in zip(measured["step_ends"], measured["step_ends"][1:])]
+    out = {"variant": variant, "trainable_params": sum(p.numel() for p in trainable),
+           "grad_bytes": measured["grad_bytes"], "optimizer_bytes": measured["optimizer_bytes"],
+           "model_rss": model_rss, "peak_rss": peak_rss, "step_s": sum(intervals) / len(intervals),
+           "loop_s": result.seconds, "steps": steps, "losses": result.losses}
+    if variant == "ticket":
+        out.update(check_ticket(model, ticket_rows, hashes_before))
+    return out
+
+
+def check_ticket(model, ticket_rows: list[int], hashes_before: dict[str, str]) -> dict:
+    """Which rows of the effective embedding moved, and did any base weight change?"""
+    layer = model.get_input_embeddings()
+    with torch.no_grad():
+        vocab = layer.base_layer.weight.shape[0]
+        effective = layer(torch.arange(vocab))  # (V, d): the base rows with the trained rows spliced in
+        moved = (effective != layer.base_layer.weight).any(dim=1).nonzero().flatten().tolist()
+    changed_weights = [name for name, digest in weight_hashes(model).items() if hashes_before.get(name) != digest]
+    return {"moved_rows": moved, "ticket_rows": ticket_rows, "changed_base_weights": changed_weights,
+            "only_ticket_rows_moved": moved == ticket_rows and not changed_weights}
+
+
+def spawn(variant: str, quick: bool) -> dict:
+    """Run one variant in a fresh interpreter (its own peak RSS); its result is the last stdout line."""
+    command = [sys.executable, __file__, "--variant", variant] + (["--quick"] if quick else [])
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.stderr.write(done.stderr)
+        raise SystemExit(f"{variant} failed (exit {done.returncode}): {' '.join(command)}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def mib(n: float) -> str:
+    return f"{n / 2**20:,.1f} MiB" if n < 2**30 else f"{n / 2**30:,.2f} GiB"
+
+
+def report(results: dict[str, dict], shape: dict, quick: bool) -> str:
+    embed, ticket = results["embed"], results["ticket"]
+    held = {name: r["grad_bytes"] + r["optimizer_bytes"] for name, r in results.items()}
+    ratio = held["embed"] / held["ticket"]
+    verdict = "met" if ratio >= TARGET_RATIO else f"MISSED (floor {TARGET_RATIO}x)"
+    lines = [f"# Ticket vs embedding-only tuning: memory and step time ({shape['vocab']} x {shape['hidden']})",
+             "",
+             f"Machine: {machine()}.",
+             "Command: `python bench/ticket_memory.py" + (" --quick" if quick else "") + "`. "
+             f"Model: LlamaForCausalLM, 1 layer, vocab {shape['vocab']}, hidden {shape['hidden']}, intermediate 512, "
+             f"untied lm_head, float32, random weights. Both variants run kslottery.train.train (AdamW, lr 1e-2) "
+             f"for {shape['steps']} steps on the same batch of {BATCH} x {LENGTH} random tokens, each in a fresh "
+             "process. Grad and optimizer bytes are counted tensor by tensor at the first step and belong to the "
+             "embedding only (checked). Step time: mean of steps 2..N.",
+             "",
+             "| variant | trainable params | grad bytes | optimizer state bytes | grad + optimizer | RSS of the model "
+             "| peak RSS | peak - model | step (s) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, r in results.items():
+        cells = [VARIANTS[name], f"{r['trainable_params']:,}", f"{r['grad_bytes']:,}", f"{r['optimizer_bytes']:,}",
+                 f"{held[name]:,} ({mib(held[name])})", mib(r["model_rss"]), mib(r["peak_rss"]),
+                 mib(r["peak_rss"] - r["model_rss"]), f"{r['step_s']:.3f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["",
+              f"- grad + optimizer bytes, embedding-only / ticket: **{ratio:,.0f}x** "
+              f"(target >= {TARGET_RATIO}x: {verdict}).",
+              f"- peak RSS, embedding-only / ticket: {embed['peak_rss'] / ticket['peak_rss']:.2f}x; above the model: "
+              f"{(embed['peak_rss'] - embed['model_rss']) / max(ticket['peak_rss'] - ticket['model_rss'], 1):.2f}x. "
+              f"What the ticket's peak holds above the model includes a transient (V, d) float32 matrix "
+              f"({mib(shape['vocab'] * shape['hidden'] * 4)}): peft's forward splices the k rows into a full copy of "
+              "the matrix (`index_copy`), and the embedding's backward builds a dense (V, d) gradient for that copy "
+              "before keeping only the k rows; neither outlives the step.",
+              f"- step time, embedding-only / ticket: {embed['step_s'] / ticket['step_s']:.2f}x.",
+              f"- ticket check: the effective embedding differs from the original in {len(ticket['moved_rows'])} rows, "
+              + ("exactly the 18 ticket rows" if ticket["moved_rows"] == ticket["ticket_rows"]
+                 else f"NOT the ticket rows (moved {ticket['moved_rows'][:10]}, ticket {ticket['ticket_rows']})")
+              + "; base weights changed: "
+              + (", ".join(ticket["changed_base_weights"]) or "none (bit-identical)") + "."]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="4000 x 512, 3 steps: a smoke run of a few seconds")
+    parser.add_argument("--out", help="default results/bench.md; a --quick run writes only where --out says")
+    parser.add_argument("--variant", choices=VARIANTS, help="internal: run one variant here and print its result")
+    args = parser.parse_args()
+    shape = SHAPES["quick" if args.quick else "full"]
+    if args.variant:
+        print(json.dumps(run_variant(args.variant, **shape)))
+        return
+    results = {name: spawn(name, args.quick) for name in VARIANTS}
+    text = report(results, shape, args.quick)
+    print(text)
+    out = args.out or (None if args.quick else "results/bench.md")
+    if out:
+        write_section(out, "ticket_memory", text)
+    if not results["ticket"]["only_ticket_rows_moved"]:
+        raise SystemExit("ticket check failed: rows other than the ticket's moved, or a base weight changed")
+
+
+if __name__ == "__main__":
+    main()
