@@ -16,7 +16,8 @@ from kslottery.params import ModelParams
 REPO = Path(__file__).resolve().parents[1]
 
 
-def test_tickets_lists_them_in_rank_order_and_names_the_fix_when_missing(tmp_path):
+def test_tickets_lists_them_in_rank_order_and_names_the_fix_when_missing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no params.yaml here, at first
     run_dir = tmp_path / "models/en-ca/s1"
     run_dir.mkdir(parents=True)
     record = {"alpha": 0.05, "top_k": None, "rank_by": "p", "vocab_size": 100, "n_moved": 9, "n_significant": 3,
@@ -32,6 +33,10 @@ def test_tickets_lists_them_in_rank_order_and_names_the_fix_when_missing(tmp_pat
     assert "'Ġcat'" in lines[2] and "'Ġdog'" in lines[3] and len(lines) == 4  # header + top 2
     missing = CliRunner().invoke(main, ["tickets", "en-ro", "--models", str(tmp_path / "models")])
     assert missing.exit_code != 0 and "dvc repro ks-select@en-ro-0" in missing.output
+    # With a params.yaml that does not list the pair, the fix is to list it.
+    (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
+    unlisted = CliRunner().invoke(main, ["tickets", "en-ro", "--models", str(tmp_path / "models")])
+    assert unlisted.exit_code != 0 and "params.yaml has pairs ['en-ca']" in unlisted.output
 
 
 def test_translate_with_an_untrained_ticket_adapter_matches_the_base(tmp_path, tiny_model_dir):
@@ -69,3 +74,14 @@ def test_every_stage_is_a_ksl_command_with_its_own_help(tmp_path):
                                   "--corpus", str(tmp_path / "corpus.tsv"), "--out", str(tmp_path / "out")])
     assert result.exit_code == 1 and "corpus has 1 usable pairs but the splits need 1150" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_experiments_leaves_the_committed_table_alone_without_experiments(tmp_path):
+    summary = {"en-ca": {"ticket": {"chrf++": 24.7, "bleu": 5.9}, "tickets": {"n_tickets": 2478}}}
+    only_workspace = [{"rev": "workspace", "data": {"params": {"params.yaml": {"data": {"alpha": 0.05}}},
+                                                    "metrics": {"metrics/summary.json": {"data": summary}}}}]
+    (tmp_path / "exp.json").write_text(json.dumps(only_workspace))
+    (tmp_path / "experiments.md").write_text("the committed sweep\n")
+    result = CliRunner().invoke(main, ["experiments", "--exp-json", str(tmp_path / "exp.json"), "--out", str(tmp_path)])
+    assert result.exit_code == 1 and "nothing to compare" in result.output and "dvc exp pull" in result.output
+    assert (tmp_path / "experiments.md").read_text() == "the committed sweep\n"

@@ -36,8 +36,9 @@ class StageCommand(click.Command):
         spec = importlib.util.spec_from_file_location(f"kslottery_stage_{self.script.stem}", self.script)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
+        args = ["--help" if arg == "-h" else arg for arg in ctx.args]  # -h, as for every other ksl command
         try:
-            return module.main.main(args=ctx.args, prog_name=f"ksl {self.name}", standalone_mode=False)
+            return module.main.main(args=args, prog_name=f"ksl {self.name}", standalone_mode=False)
         except KSLotteryError as err:
             raise click.ClickException(str(err)) from None
 
@@ -85,6 +86,8 @@ def validate(params_path, no_model_check, base):
     if problem := top_k_problem(params, base):
         raise click.ClickException(f"{params_path}: {problem}")
     click.echo(f"{params_path}: valid ({len(params.pairs)} pair(s): {', '.join(params.pairs)}; alpha {params.alpha})")
+    if params.ks.top_k is not None and not Path(base, "config.json").is_file():
+        click.echo(f"(ks.top_k not checked against the vocabulary: no prepared model in {base} yet)")
 
 
 @main.command()
@@ -126,6 +129,10 @@ def experiments(repo, exp_json, out, all_commits):
         frame = experiment_table(exp_show)
     except (RuntimeError, ValueError) as err:  # not a DVC project, dvc failed, or nothing finished yet
         raise click.ClickException(str(err)) from None
+    if len(frame) < 2:  # e.g. a fresh clone: experiments are git refs of the repository they ran in
+        raise click.ClickException(f"only one finished run ({', '.join(frame.index)}), nothing to compare; "
+                                   "run experiments first (`dvc exp run ...`), or `dvc exp pull` them from a remote; "
+                                   f"{Path(out) / 'experiments.md'} is left as it is")
     markdown = to_markdown(frame)
     out = Path(out)
     stage.write_text(out / "experiments.md", markdown)
@@ -147,6 +154,14 @@ def experiments(repo, exp_json, out, all_commits):
 def tickets(pair, seed, models_dir, top):
     """List a pair's winning tickets as token strings with D, p and the l2 shift, in rank order."""
     path = Path(models_dir) / pair / f"s{seed}" / "tickets.json"
+    if not path.is_file() and Path("params.yaml").is_file():
+        try:
+            params = load_params("params.yaml", check_model=False)
+        except ParamsError:
+            params = None
+        if params is not None and (pair not in params.pairs or seed not in params.seeds):
+            raise click.ClickException(f"no tickets for {pair} seed {seed}: params.yaml has pairs {list(params.pairs)} "
+                                       f"and seeds {list(params.seeds)}; add them there and run `dvc repro`")
     if not path.is_file():
         raise click.ClickException(f"{path} does not exist; run `dvc repro ks-select@{pair}-{seed}` first "
                                    "(or pass --models / --seed)")
@@ -163,9 +178,9 @@ def tickets(pair, seed, models_dir, top):
 
 @main.command()
 @click.argument("text", nargs=-1, required=True)
-@click.option("--adapter", type=click.Path(exists=True, file_okay=False),
+@click.option("--adapter", type=click.Path(file_okay=False),
               help="What a method trained (e.g. models/en-ca/s0/ticket); omit for the base model.")
-@click.option("--base", default="models/base", show_default=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--base", default="models/base", show_default=True, type=click.Path(file_okay=False))
 @click.option("--pair", default="en-ca", show_default=True, help="Language pair of the prompt.")
 @click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path(exists=True),
               help="Where the prompt template and generation settings come from.")
@@ -178,6 +193,13 @@ def translate(text, adapter, base, pair, params_path):
 
     if problems := pair_problems(pair):
         raise click.ClickException("; ".join(problems))
+    # A fresh clone has no models: they are pipeline outputs (DVC), not in git.
+    if not Path(base).is_dir():
+        raise click.ClickException(f"{base} does not exist: models are pipeline outputs, not in git; "
+                                   "run `dvc repro prepare-model` (about 20 s)")
+    if adapter and not Path(adapter).is_dir():
+        raise click.ClickException(f"{adapter} does not exist: models are pipeline outputs, not in git; run the "
+                                   f"stage that trains it, e.g. `dvc repro ticket-finetune@{pair}-0` (about 6 min)")
     try:
         params = load_params(params_path, check_model=False)
     except ParamsError as err:

@@ -22,6 +22,7 @@ import pandas as pd
 SUMMARY = "metrics/summary.json"
 COMPARED = ("ticket", "embed", "frequent-k", "random-k")  # the methods an alpha or ranking change moves
 SCORES = {"chrf++": "chrF++", "bleu": "BLEU"}
+NOT_RESULTS = ("checkpoint_every",)  # params that change how a run gets there, never its result
 
 
 def dvc_exp_show(repo: str | Path = ".", all_commits: bool = False) -> list[dict]:
@@ -80,7 +81,8 @@ def experiment_table(exp_show: list[dict]) -> pd.DataFrame:
     frame = pd.DataFrame(rows)
     frame = frame.loc[~frame.drop(columns="experiment").apply(_text).duplicated()]
     param_columns = [c for c in frame if c.startswith("param ")]
-    swept = [c for c in param_columns if _text(frame[c]).nunique() > 1]
+    swept = [c for c in param_columns
+             if _text(frame[c]).nunique() > 1 and c.removeprefix("param ") not in NOT_RESULTS]
     frame = frame.drop(columns=sorted(set(param_columns) - set(swept)))
     frame = frame.rename(columns={c: c.removeprefix("param ") for c in swept})
     swept = [c.removeprefix("param ") for c in swept]
