@@ -77,7 +77,7 @@ def main():
               help="Prepared base model, if there is one yet: ks.top_k is checked against its vocabulary.")
 def validate(params_path, no_model_check, base):
     """Check a params file; name every bad key, its value and the fix."""
-    from kslottery.models import top_k_problem
+    from kslottery.models import saved_vocab_size, top_k_problem
 
     try:
         params = load_params(params_path, check_model=not no_model_check)
@@ -86,7 +86,7 @@ def validate(params_path, no_model_check, base):
     if problem := top_k_problem(params, base):
         raise click.ClickException(f"{params_path}: {problem}")
     click.echo(f"{params_path}: valid ({len(params.pairs)} pair(s): {', '.join(params.pairs)}; alpha {params.alpha})")
-    if params.ks.top_k is not None and not Path(base, "config.json").is_file():
+    if params.ks.top_k is not None and saved_vocab_size(base) is None:
         click.echo(f"(ks.top_k not checked against the vocabulary: no prepared model in {base} yet)")
 
 
