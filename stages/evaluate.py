@@ -6,7 +6,7 @@ import click
 
 from kslottery import stage
 from kslottery.corpus import read_pairs
-from kslottery.methods import load_trained, read_manifest
+from kslottery.methods import TRAINED_METHODS, load_trained, read_manifest
 from kslottery.models import saved_parameter_count
 from kslottery.prompts import format_prompt
 from kslottery.scoring import score
@@ -16,7 +16,8 @@ from kslottery.translate import translate
 @click.command()
 @click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path())
 @click.option("--pair", required=True)
-@click.option("--method", required=True, help="Name recorded in the metrics (base, embed, ticket, ...).")
+@click.option("--method", required=True, type=click.Choice(("base", *TRAINED_METHODS)),
+              help="Name recorded in the metrics; must be what --model holds.")
 @click.option("--base", required=True, type=click.Path(exists=True), help="Base model directory (prepare-model).")
 @click.option("--model", "method_dir", type=click.Path(exists=True), help="What the method trained; omit for the base model.")
 @click.option("--data", required=True, type=click.Path(exists=True), help="Prepared splits directory.")

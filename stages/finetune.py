@@ -4,7 +4,6 @@ Every method goes through the same loop (kslottery.train); the method only decid
 surgery (kslottery.methods), which parameters train and how the result is saved.
 """
 
-import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -79,10 +78,7 @@ def main(params_path, pair, method, seed, base, data, tickets, out, metrics, los
     info = {"pair": pair, "seed": seed, "trainable_params": result.trainable_params}
     if rows is not None:
         info["token_ids"] = sorted(rows)
-    settings = dataclasses.asdict(config) | {"seed": seed}
-    if method in ("lora", "prefix"):
-        settings[method] = dataclasses.asdict(getattr(params.baseline, method))
-    card = model_card(method, info, settings, result.metrics(), params.model.source, base, out, git_revision())
+    card = model_card(method, info, params.method_settings(method) | {"seed": seed}, result.metrics(), params.model.source, base, out, git_revision())
     with stage.atomic_dir(out) as tmp:
         save_trained(model, method, tmp, info)
         (tmp / "README.md").write_text(card, encoding="utf-8")  # replaces peft's empty template

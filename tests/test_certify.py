@@ -251,3 +251,29 @@ def test_reverted_shift_summary_on_a_hand_made_example():
     assert all(v == 0 for v in nothing.values())
     with pytest.raises(ValueError, match="ticket rows"):
         reverted_shift_summary(before, after, ticket_rows=[6])
+
+
+def test_greedy_next_tokens_are_the_argmax_of_the_full_logits(tiny_tokenizer):
+    """Teacher-forced predictions from the target columns only equal those of the whole (B, T, V)."""
+    from kslottery.certify import greedy_next_tokens
+    from kslottery.corpus import SentencePair
+    from kslottery.prompts import IGNORE_INDEX, collate, encode_pairs
+    from conftest import tiny_pairs
+
+    model = build_tiny_model(len(tiny_tokenizer), tie=False, seed=1)
+    with torch.no_grad():  # a model whose argmax varies from position to position
+        for parameter in model.parameters():
+            parameter.add_(0.5 * torch.randn_like(parameter))
+    examples = encode_pairs(tiny_tokenizer, [SentencePair(s, t) for s, t in tiny_pairs(7)], "en-ca",
+                            "{src} to {tgt}: {source}\n", 64)
+    ours = greedy_next_tokens(model, examples, tiny_tokenizer.pad_token_id, 4, "test")
+    expected = []
+    for start in range(0, len(examples), 4):
+        batch = collate(examples[start:start + 4], tiny_tokenizer.pad_token_id)
+        with torch.no_grad():
+            predicted = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[:, :-1].argmax(-1)
+        for row, labels in zip(predicted, batch["labels"][:, 1:]):
+            expected.append(row[labels != IGNORE_INDEX])
+    assert len(ours) == len(examples)
+    assert all(torch.equal(a, b) for a, b in zip(ours, expected))
+    assert len({int(t) for p in ours for t in p}) > 3

@@ -4,7 +4,7 @@ import torch
 from kslottery.models import load_saved, load_source_model, save_model
 from kslottery.params import ModelParams
 from kslottery.prompts import IGNORE_INDEX, collate, encode_example, format_prompt
-from kslottery.translate import postprocess, translate
+from kslottery.translate import postprocess, translate, translate_tokens
 
 TEMPLATE = "Translate this from {src} to {tgt}:\n{src}: {source}\n{tgt}:"
 
@@ -69,3 +69,64 @@ def test_adapted_models_translate_batched_as_one_at_a_time(tiny_model_dir, tmp_p
     batched = translate(loaded, tokenizer, prompts, batch_size=2, max_new_tokens=6)
     single = [translate(loaded, tokenizer, [p], batch_size=1, max_new_tokens=6)[0] for p in prompts]
     assert batched == single and any(batched)
+    # our decoding loop (prefix tuning keeps transformers' generate) gives generate's tokens
+    ours = translate_tokens(loaded, tokenizer, prompts, batch_size=2, max_new_tokens=6)
+    assert ours == translate_tokens(loaded, tokenizer, prompts, batch_size=2, max_new_tokens=6, use_generate=True)
+
+
+def _generate_until_stop(model, batch, stop_ids, max_new_tokens, pad_token_id):
+    """transformers' generate, each row cut after its first stop id (generate pads finished rows)."""
+    from kslottery.translate import _through_first
+
+    generated = model.generate(**batch, do_sample=False, max_new_tokens=max_new_tokens,
+                               eos_token_id=stop_ids.tolist(), pad_token_id=pad_token_id)
+    return [_through_first(t, set(stop_ids.tolist())) for t in generated[:, batch["input_ids"].shape[1]:].tolist()]
+
+
+@pytest.mark.parametrize("method", ["base", "lora", "ticket"])
+def test_greedy_drops_finished_rows_and_equals_generate(tiny_model_dir, tmp_path, method):
+    """Rows that stop early leave the batch (and the KV cache); the tokens are still those of
+    transformers' generate, for the plain model and for unmerged adapters."""
+    from kslottery.methods import prepare
+    from kslottery.params import BaselineParams, FullParams, LoraParams, PrefixParams
+    from kslottery.translate import greedy
+
+    model, tokenizer = load_source_model(ModelParams(source=str(tiny_model_dir)))
+    torch.manual_seed(0)
+    with torch.no_grad():  # a livelier model than the init's (which repeats one token forever)
+        for parameter in model.parameters():
+            parameter.add_(0.5 * torch.randn_like(parameter))
+    if method != "base":
+        baseline = BaselineParams(steps=1, batch_size=1, full=FullParams(lr=1), lora=LoraParams(lr=1, targets=["q_proj", "v_proj"]),
+                                  prefix=PrefixParams(lr=1, tokens=4))
+        model = prepare(method, model, baseline, rows=[5, 9, 40])
+        with torch.no_grad():
+            for parameter in model.parameters():
+                if parameter.requires_grad:
+                    parameter.add_(torch.randn_like(parameter))
+    prompts = [format_prompt(TEMPLATE, "en-ca", s) for s in
+               ["The file.", "Choose options for page style and print.", "A dialog opens.", "Print."]]
+    batch = tokenizer.pad({"input_ids": [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]},
+                          padding_side="left", return_tensors="pt")
+    never = torch.tensor([len(tokenizer) + 5])  # an id no row can emit: every row runs to the end
+    with torch.inference_mode():
+        free = _generate_until_stop(model, batch, never, 12, tokenizer.pad_token_id)
+        # a stop id that ends row 0 after its 3rd token at the latest (others may stop elsewhere)
+        stop_ids = torch.tensor([free[0][2]])
+        expected = _generate_until_stop(model, batch, stop_ids, 12, tokenizer.pad_token_id)
+        ours = greedy(model, batch["input_ids"], batch["attention_mask"], stop_ids, 12)
+        ours_free = greedy(model, batch["input_ids"], batch["attention_mask"], never, 12)
+    assert ours_free == free and all(len(tokens) == 12 for tokens in free)
+    assert ours == expected
+    assert min(len(t) for t in ours) <= 3 and len({len(t) for t in ours}) > 1  # rows left at different steps
+
+
+def test_line_end_ids_are_the_tokens_holding_a_newline(tiny_tokenizer):
+    from kslottery.translate import line_end_ids
+
+    ids = line_end_ids(tiny_tokenizer).tolist()
+    assert tiny_tokenizer.eos_token_id in ids
+    newline = tiny_tokenizer("\n", add_special_tokens=False)["input_ids"]
+    assert set(newline) <= set(ids)
+    assert all("\n" in tiny_tokenizer.decode([i]) for i in ids if i != tiny_tokenizer.eos_token_id)
+    assert len(ids) < len(tiny_tokenizer) // 4

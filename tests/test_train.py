@@ -106,3 +106,44 @@ def test_a_checkpoint_of_another_run_is_ignored(tiny, tmp_path, caplog):
 def test_checkpoint_every_must_be_positive(tmp_path):
     with pytest.raises(ValueError, match="must be >= 1"):
         Checkpoint(tmp_path / "x.pt", every=0)
+
+
+@pytest.mark.parametrize("method", ["plain", "lora", "prefix"])
+def test_target_loss_is_the_causal_lm_loss_with_fewer_logits(tiny, method):
+    """The loss over the label positions only equals transformers' loss over the whole (B, T, V)
+    logits, through peft wrappers too, and its gradient is the same."""
+    from functools import partial
+
+    from kslottery.methods import prepare
+    from kslottery.params import BaselineParams, FullParams, LoraParams, PrefixParams
+    from kslottery.prompts import collate
+    from kslottery.train import target_loss
+
+    model, tokenizer, examples = tiny
+    if method == "plain":
+        model = prepare_embed(model)
+    else:
+        baseline = BaselineParams(steps=1, batch_size=1, full=FullParams(lr=1), lora=LoraParams(lr=1),
+                                  prefix=PrefixParams(lr=1, tokens=4))
+        model = prepare(method, model, baseline)
+    batch = partial(collate, pad_token_id=tokenizer.pad_token_id)(examples[:5])
+    assert (batch["labels"] == -100).float().mean() > 0.3  # a real prompt share, or the test proves little
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    reference = model(**batch).loss
+    reference_grads = torch.autograd.grad(reference, trainable)
+    ours = target_loss(model, batch)
+    grads = torch.autograd.grad(ours, trainable)
+    assert torch.allclose(ours, reference, rtol=1e-5, atol=1e-6)
+    for g, r in zip(grads, reference_grads):
+        assert torch.allclose(g, r, rtol=1e-4, atol=1e-7)
+
+
+def test_a_batch_without_targets_is_an_error(tiny):
+    from kslottery.train import target_loss
+
+    model, tokenizer, examples = tiny
+    input_ids = torch.tensor([examples[0].input_ids])
+    batch = {"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids),
+             "labels": torch.full_like(input_ids, -100)}
+    with pytest.raises(TrainingError, match="no target token"):
+        target_loss(model, batch)

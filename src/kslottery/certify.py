@@ -43,16 +43,22 @@ def keep_rows(base: torch.Tensor, tuned: torch.Tensor, rows: list[int]) -> torch
 
 
 @torch.no_grad()
+@torch.inference_mode()
 def greedy_next_tokens(model, examples: list[Example], pad_token_id: int, batch_size: int, desc: str) -> list[torch.Tensor]:
-    """Per example, the model's argmax next token at every target position (teacher-forced)."""
+    """Per example, the model's argmax next token at every target position (teacher-forced).
+
+    The output layer runs only at the columns that predict a target token of some row."""
     device = next(model.parameters()).device
     predictions = []
     for start in progress(range(0, len(examples), batch_size), desc=desc, unit="batch"):
         chunk = examples[start:start + batch_size]
         batch = {k: v.to(device) for k, v in collate(chunk, pad_token_id).items()}
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits  # (B, T, V)
-        predicted = logits[:, :-1].argmax(-1)  # (B, T-1): the token predicted for position t+1
-        targets = batch["labels"][:, 1:]
+        targets = batch["labels"][:, 1:]  # position t predicts token t + 1
+        columns = (targets != IGNORE_INDEX).any(dim=0).nonzero().squeeze(1)
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                       logits_to_keep=columns).logits  # (B, len(columns), V)
+        predicted = logits.argmax(-1)
+        targets = targets[:, columns]
         for row in range(len(chunk)):
             predictions.append(predicted[row][targets[row] != IGNORE_INDEX].cpu())
     return predictions

@@ -174,6 +174,14 @@ class Params:
             return self.ticket_finetune
         return self.baseline.train_params(method)
 
+    def method_settings(self, method: str) -> dict:
+        """Everything that configured a method's training, flat, for its model card: the loop's
+        settings plus the method's own section (LoRA rank and targets, prefix tokens)."""
+        settings = dataclasses.asdict(self.train_params(method))
+        if method in ("lora", "prefix"):
+            settings[method] = dataclasses.asdict(getattr(self.baseline, method))
+        return settings
+
 
 # ---------------------------------------------------------------------------------------------
 # Loading: YAML -> nested dataclasses, every problem collected.

@@ -38,6 +38,11 @@ def setup_logging() -> None:
                         stream=sys.stderr)
     for noisy in ("httpx", "urllib3", "accelerate", "transformers.modeling_utils"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    if not sys.stderr.isatty() and "TQDM_DISABLE" not in os.environ:
+        # transformers' own bars (GGUF conversion, "Loading weights") follow our rule too: none in a log
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
 
 
 def start(params_path: str | Path, stage: str, pair: str | None = None, seed: int | None = None) -> Params:
