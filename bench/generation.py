@@ -28,7 +28,7 @@ import time
 from kslottery.corpus import read_pairs
 from kslottery.models import load_saved
 from kslottery.params import load_params
-from kslottery.prompts import format_prompt
+from kslottery.prompts import encode_prompt, format_prompt
 from kslottery.translate import translate_tokens
 from report import machine, write_section  # bench/report.py
 
@@ -47,7 +47,7 @@ def timed(model, tokenizer, prompts: list[str], batch_size: int, max_new_tokens:
         best = min(best, time.perf_counter() - start)
     lengths = [len(t) for t in tokens]
     if use_generate:  # generate decodes every row of a batch until its longest row stops
-        order = sorted(range(len(prompts)), key=lambda i: len(tokenizer(prompts[i], add_special_tokens=False)["input_ids"]))
+        order = sorted(range(len(prompts)), key=lambda i: len(encode_prompt(tokenizer, prompts[i])))
         batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
         row_steps = sum(len(b) * max(lengths[i] for i in b) for b in batches)
     else:  # a row leaves the batch at its stop token

@@ -58,8 +58,8 @@ def main(params_path, pair, base, embed, tickets, embed_metrics, data, out, tran
 
     prompts = [format_prompt(params.prompt.template, pair, p.source) for p in test]
     hypotheses = translate(model, tokenizer, prompts, batch_size, params.evaluate.max_new_tokens,
-                           desc=f"translate {pair} embed with only ticket rows")
-    kept_scores = score(hypotheses, [p.target for p in test])
+                           desc=f"translate {pair} embed with only ticket rows", num_beams=params.evaluate.num_beams)
+    kept_scores = score(hypotheses, [p.target for p in test], params.evaluate.spbleu_tokenizer)
     embed_scores = json.loads(Path(embed_metrics).read_text())
     result = {
         "pair": pair,

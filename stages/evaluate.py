@@ -33,9 +33,9 @@ def main(params_path, pair, method, base, method_dir, data, out, translations):
     model, tokenizer = load_trained(base, method_dir, merge=True)
     prompts = [format_prompt(params.prompt.template, pair, p.source) for p in test]
     hypotheses = translate(model, tokenizer, prompts, params.evaluate.batch_size, params.evaluate.max_new_tokens,
-                           desc=f"translate {pair} {method}")
+                           desc=f"translate {pair} {method}", num_beams=params.evaluate.num_beams)
     references = [p.target for p in test]
-    scores = score(hypotheses, references)
+    scores = score(hypotheses, references, params.evaluate.spbleu_tokenizer)
     trainable = manifest["trainable_params"]
     total = saved_parameter_count(base)  # the base model's size, whatever the method adds
     stage.write_json(out, {"pair": pair, "method": method, "seed": manifest.get("seed"), **scores,

@@ -75,12 +75,14 @@ def main(params_path, pair, method, seed, base, data, tickets, out, metrics, los
                                 every=params.checkpoint_every, key=f"{method} {pair} rows {rows_digest}")
     result = train(model, examples, config, tokenizer.pad_token_id, seed=seed, desc=f"{method} {pair} seed {seed}",
                    checkpoint=checkpoint)
+    if not result.main_process:
+        return  # the other processes of a multi-process run: the main one writes
     info = {"pair": pair, "seed": seed, "trainable_params": result.trainable_params}
     if rows is not None:
         info["token_ids"] = sorted(rows)
     card = model_card(method, info, params.method_settings(method) | {"seed": seed}, result.metrics(), params.model.source, base, out, git_revision())
     with stage.atomic_dir(out) as tmp:
-        save_trained(model, method, tmp, info)
+        save_trained(model, method, tmp, info, state_dict=result.gathered_state)
         (tmp / "README.md").write_text(card, encoding="utf-8")  # replaces peft's empty template
     stage.write_json(metrics, result.metrics())
     stage.write_text(loss_csv, result.loss_csv())

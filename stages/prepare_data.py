@@ -1,4 +1,6 @@
-"""DVC stage prepare-data@pair: clean the parallel corpus and cut seeded train/dev/test splits."""
+"""DVC stage prepare-data@pair: clean the parallel corpus and cut seeded train/dev/test splits.
+
+With data.flores set, dev and test come from that Flores dataset instead, and train from the corpus."""
 
 import click
 
@@ -15,15 +17,36 @@ def main(params_path, pair, corpus_path, out):
     data = params.data
     try:
         pairs = corpus.clean(corpus.read_pairs(corpus_path), data.max_source_words)
-        splits = corpus.split(pairs, {"train": data.train_size, "dev": data.dev_size, "test": data.test_size}, data.seed)
+        if data.flores is None:
+            splits = corpus.split(pairs, {"train": data.train_size, "dev": data.dev_size, "test": data.test_size},
+                                  data.seed)
+        else:
+            splits = flores_splits(pair, pairs, data)
     except corpus.CorpusError as err:
-        where = "" if str(err).startswith(str(corpus_path)) else f"{corpus_path}: "  # read_pairs names file:line
+        named = (str(corpus_path), data.flores.dataset) if data.flores else (str(corpus_path),)
+        where = "" if str(err).startswith(named) or "config is known" in str(err) else f"{corpus_path}: "
         raise click.ClickException(f"{where}{err}") from None
     with stage.atomic_dir(out) as tmp:
         for name, rows in splits.items():
             corpus.write_pairs(rows, tmp / f"{name}.tsv")
     sizes = ", ".join(f"{name} {len(rows)}" for name, rows in splits.items())
     stage.log.info("%s: %d usable pairs -> %s (in %s)", pair, len(pairs), sizes, out)
+
+
+def flores_splits(pair, pairs, data):
+    """dev and test: the first dev_size/test_size sentences of the Flores splits; train: the corpus."""
+    flores = data.flores
+    held_out = {}
+    for name, split, size in (("dev", flores.dev_split, data.dev_size), ("test", flores.test_split, data.test_size)):
+        sentences = corpus.flores_pairs(pair, flores.dataset, split, flores.codes, flores.column, flores.revision)
+        if size > len(sentences):
+            raise corpus.CorpusError(f"{flores.dataset} split {split} has {len(sentences)} sentences but "
+                                     f"data.{name}_size is {size}; lower it (at most {len(sentences)})")
+        held_out[name] = sentences[:size]
+    splits, dropped = corpus.split_with_held_out(pairs, held_out["dev"], held_out["test"], data.train_size, data.seed)
+    stage.log.info("%s: dev and test from %s (%s, %s); %d corpus pairs dropped for being dev/test sentences",
+                   pair, flores.dataset, flores.dev_split, flores.test_split, dropped)
+    return splits
 
 
 if __name__ == "__main__":

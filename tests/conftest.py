@@ -61,3 +61,29 @@ def tiny_model_dir(tmp_path_factory, tiny_tokenizer) -> Path:
     model.save_pretrained(out)
     tiny_tokenizer.save_pretrained(out)
     return out
+
+
+def stage_project(root: Path, tiny_model_dir: Path, embed_finetune: dict, **top_level) -> Path:
+    """What the first stages leave for a training stage: a prepared base model (root/base), splits
+    (root/data) and a params.yaml (the committed one, shrunk; `embed_finetune` and `top_level` keys
+    on top). Returns root."""
+    import yaml
+
+    from kslottery.models import load_source_model, save_model
+    from kslottery.params import ModelParams
+
+    model, tokenizer = load_source_model(ModelParams(source=str(tiny_model_dir)))
+    save_model(model, tokenizer, root / "base")
+    data = root / "data"
+    data.mkdir()
+    pairs = tiny_pairs(40)
+    for name, rows in (("train", pairs[:24]), ("dev", pairs[24:28]), ("test", pairs[28:36])):
+        (data / f"{name}.tsv").write_text("".join(f"{s}\t{t}\n" for s, t in rows), encoding="utf-8")
+    params = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    params.update(alpha=0.5, **top_level)
+    params["model"] = {"source": str(root / "base"), "dtype": "float32"}
+    params["data"].update(train_size=24, dev_size=4, test_size=8)
+    params["embed_finetune"].update(embed_finetune)
+    params["evaluate"].update(batch_size=4, max_new_tokens=6)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return root

@@ -37,7 +37,7 @@ def dvc(args, cwd):
 def make_project(tmp_path, tiny_model_dir) -> Path:
     project = tmp_path / "project"
     project.mkdir()
-    for name in ("dvc.yaml", "stages", "src"):
+    for name in ("dvc.yaml", "stages", "src", "configs"):
         source = REPO / name
         (shutil.copytree if source.is_dir() else shutil.copy)(source, project / name)
     corpus = project / "data" / "corpus"

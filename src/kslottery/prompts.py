@@ -47,9 +47,15 @@ class Example:
     labels: list[int]  # IGNORE_INDEX on prompt tokens
 
 
+def encode_prompt(tokenizer, prompt: str) -> list[int]:
+    """Token ids of a prompt, with the tokenizer's special tokens: LLaMA's and Gemma's <bos> (which
+    they need; SmolLM2's tokenizer adds none)."""
+    return tokenizer(prompt, add_special_tokens=True)["input_ids"]
+
+
 def encode_example(tokenizer, prompt: str, target: str, max_length: int) -> Example:
     """Token ids of prompt + target + eos, with the loss only on target and eos."""
-    prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+    prompt_ids = encode_prompt(tokenizer, prompt)
     if len(prompt_ids) >= max_length:
         raise ValueError(f"a prompt of {len(prompt_ids)} tokens leaves no room for the target within "
                          f"max_length={max_length}; raise the stage's max_length or shorten data.max_source_words")

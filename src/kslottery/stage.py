@@ -63,11 +63,19 @@ def start(params_path: str | Path, stage: str, pair: str | None = None, seed: in
     return params
 
 
+def remove_stale_temporaries(path: Path) -> None:
+    """Delete what a killed earlier write of `path` left (`.{name}.XXXX.tmp` beside it): SIGKILL
+    allows no cleanup, so the next writer of the same output does it (DVC runs one stage at a time)."""
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | Path):
     """Yield a fresh temporary directory that replaces `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
     try:
         yield tmp
@@ -85,6 +93,7 @@ def atomic_file(path: str | Path):
     """Yield a temporary path in the same directory that replaces `path` only on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp = Path(name)

@@ -4,6 +4,11 @@ Causal-LM loss on target tokens only (labels are -100 on the prompt; the output 
 the positions that predict one), a fixed number of optimizer steps over a seeded shuffle of the data
 (cycled as often as needed), AdamW (fused where torch has a kernel for it) or SGD.
 
+Several processes (`accelerate launch` with a DDP, FSDP or DeepSpeed config) split every batch
+between them: each takes batch_size / num_processes rows, and the loss is normalised by the target
+tokens of the whole batch, so the gradient, the steps and the learning rate are those of one
+process. Only the main process writes (checkpoints here; outputs in the stage).
+
 A run can checkpoint every N steps (`Checkpoint`): the trainable tensors, the optimizer state, the
 losses so far and the RNG state go into one file, written atomically. A rerun of the same run (same
 model weights, examples, settings and seed) finds it, replays the batch order up to that step and
@@ -27,6 +32,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
+from accelerate.utils import DataLoaderConfiguration, DistributedType
 from torch.utils.data import DataLoader
 
 from kslottery.progress import progress
@@ -47,6 +53,8 @@ class TrainResult:
     seconds: float = 0.0
     trainable_params: int = 0
     total_params: int = 0
+    main_process: bool = True  # False on the other processes of a multi-process run: they write nothing
+    gathered_state: dict | None = None  # FSDP: the whole state dict, gathered on the main process
 
     def metrics(self) -> dict:
         """Deterministic summary (no wall time: two identical runs must give identical files)."""
@@ -109,12 +117,18 @@ def train(model, examples: list[Example], params: TrainParams, pad_token_id: int
 
     run_id = fingerprint(model, examples, params, seed, checkpoint.key) if checkpoint else ""
     torch.manual_seed(seed)
-    accelerator = Accelerator()
+    accelerator = make_accelerator(params.batch_size)
+    processes = accelerator.num_processes
+    if checkpoint is not None and accelerator.distributed_type in SHARDED:
+        log.warning("%s: no checkpoints under %s (the optimizer state is sharded); a killed run starts over",
+                    desc, accelerator.distributed_type)
+        checkpoint = None
     batches = LengthGroupedBatches([len(e.input_ids) for e in examples], params.batch_size, seed)
     loader = DataLoader(examples, batch_sampler=batches, collate_fn=partial(collate, pad_token_id=pad_token_id))
     optimizer = make_optimizer(trainable, params)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
-    log.info("%s: %d steps, batch %d, %s lr %g, device %s, %s", desc, params.steps, params.batch_size,
+    log.info("%s: %d steps, batch %d%s, %s lr %g, device %s, %s", desc, params.steps, params.batch_size,
+             f" ({params.batch_size // processes} on each of {processes} processes)" if processes > 1 else "",
              params.optimizer, params.lr, accelerator.device, trainable[0].dtype)
 
     stream = _forever(loader)
@@ -130,32 +144,74 @@ def train(model, examples: list[Example], params: TrainParams, pad_token_id: int
 
     model.train()
     start = time.perf_counter()
-    bar = progress(range(first_step, params.steps), desc=desc, unit="step",
-                 initial=first_step, total=params.steps)
+    quiet = {} if accelerator.is_main_process else {"disable": True}  # one bar, not one per process
+    bar = progress(range(first_step, params.steps), desc=desc, unit="step", initial=first_step,
+                   total=params.steps, **quiet)
     for step in bar:
         batch = next(stream)
-        loss = target_loss(model, batch)
-        if not math.isfinite(loss.item()):
-            raise TrainingError(f"{desc}: loss is {loss.item()} at step {step}; lower the learning rate")
-        accelerator.backward(loss)
+        nll, targets = target_nll(model, batch)  # this process's rows
+        if processes > 1:
+            targets = accelerator.reduce(targets, "sum")  # the whole batch's target tokens
+        # DDP averages gradients over the processes: scale back up to a sum over the batch, / its tokens
+        accelerator.backward(nll * processes / targets)
+        batch_nll = accelerator.reduce(nll.detach(), "sum") if processes > 1 else nll.detach()
+        loss = (batch_nll / targets).item()  # mean over the whole batch's target tokens
+        if not math.isfinite(loss):
+            raise TrainingError(f"{desc}: loss is {loss} at step {step}; lower the learning rate")
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        result.losses.append(loss.item())
+        result.losses.append(loss)
         if step % params.log_every == 0 or step == params.steps - 1:
-            bar.set_postfix(loss=f"{loss.item():.3f}")
+            bar.set_postfix(loss=f"{loss:.3f}")
         done = step + 1
         if checkpoint is not None and done % checkpoint.every == 0 and done < params.steps:
-            save_checkpoint(checkpoint, run_id, done, accelerator.unwrap_model(model), optimizer, result.losses)
+            if accelerator.is_main_process:
+                save_checkpoint(checkpoint, run_id, done, accelerator.unwrap_model(model), optimizer, result.losses)
+            accelerator.wait_for_everyone()
     model.eval()
+    accelerator.wait_for_everyone()
+    result.main_process = accelerator.is_main_process
+    if accelerator.distributed_type == DistributedType.FSDP:  # sharded weights: gather them to write them
+        result.gathered_state = accelerator.get_state_dict(model)
     result.seconds = time.perf_counter() - start
     log.info("%s: done in %.0f s, loss %.3f -> %.3f", desc, result.seconds, result.losses[0], result.losses[-1])
     return result
 
 
+SHARDED = (DistributedType.FSDP, DistributedType.DEEPSPEED)
+
+
+def make_accelerator(batch_size: int) -> Accelerator:
+    """The Accelerator of a run, as `accelerate launch` configured it (one process without it).
+
+    split_batches: every process takes its share of each batch, so the global batch is
+    `batch_size` however many processes there are. Without a GPU, several processes talk over gloo."""
+    accelerator = Accelerator(dataloader_config=DataLoaderConfiguration(split_batches=True),
+                              cpu=not torch.cuda.is_available())
+    launched = int(os.environ.get("WORLD_SIZE", "1"))
+    if launched != accelerator.num_processes:
+        raise TrainingError(f"{launched} processes were launched but accelerate joined {accelerator.num_processes}; "
+                            "launch with `accelerate launch --config_file configs/accelerate/...`")
+    if batch_size % accelerator.num_processes:
+        raise TrainingError(f"batch_size={batch_size} does not split over {accelerator.num_processes} processes; "
+                            f"use a multiple of {accelerator.num_processes}")
+    if accelerator.distributed_type == DistributedType.DEEPSPEED:  # our batches come from a batch sampler
+        accelerator.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = (
+            batch_size // accelerator.num_processes)
+    return accelerator
+
+
 def target_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Mean next-token cross-entropy over the target tokens (labels != -100), as transformers'
-    causal-LM loss, but the output layer runs only at the positions (columns) that predict a target
-    token of some row: the prompt's logits, half of a (B, T, V) tensor here, are never built."""
+    """Mean next-token cross-entropy over the target tokens (labels != -100): transformers'
+    causal-LM loss, computed as `target_nll`."""
+    nll, targets = target_nll(model, batch)
+    return nll / targets
+
+
+def target_nll(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(summed next-token cross-entropy over the target tokens, their number). The output layer
+    runs only at the positions (columns) that predict a target token of some row: the prompt's
+    logits, half of a (B, T, V) tensor here, are never built."""
     labels = batch["labels"]
     next_labels = labels[:, 1:]  # position t predicts token t + 1
     columns = (next_labels != IGNORE_INDEX).any(dim=0).nonzero().squeeze(1)
@@ -163,8 +219,9 @@ def target_loss(model, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         raise TrainingError("a batch has no target token to learn (every label is -100)")
     logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
                    logits_to_keep=columns).logits  # (B, len(columns), V)
-    return F.cross_entropy(logits.float().flatten(0, 1), next_labels[:, columns].flatten(),
-                           ignore_index=IGNORE_INDEX)
+    targets = next_labels[:, columns]
+    nll = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX, reduction="sum")
+    return nll, (targets != IGNORE_INDEX).sum()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -213,6 +270,8 @@ def resume(checkpoint: Checkpoint, run_id: str, model, optimizer, losses: list[f
            desc: str) -> tuple[int, torch.Tensor | None]:
     """Load a matching checkpoint into model, optimizer and losses; return its step and RNG state
     ((0, None) when there is none to resume)."""
+    for stale in checkpoint.path.parent.glob(f".{checkpoint.path.name}.*.tmp"):  # a write cut by a kill
+        stale.unlink(missing_ok=True)
     if not checkpoint.path.is_file():
         return 0, None
     try:

@@ -17,23 +17,27 @@ import torch
 from transformers import DynamicCache
 
 from kslottery.progress import progress
+from kslottery.prompts import encode_prompt
 
 
-def translate(model, tokenizer, prompts: list[str], batch_size: int, max_new_tokens: int, desc: str = "translate") -> list[str]:
-    """Greedy continuation of each prompt, cut at the first newline. One string per prompt."""
-    tokens = translate_tokens(model, tokenizer, prompts, batch_size, max_new_tokens, desc)
+def translate(model, tokenizer, prompts: list[str], batch_size: int, max_new_tokens: int, desc: str = "translate",
+              num_beams: int = 1) -> list[str]:
+    """Greedy (or beam-search) continuation of each prompt, cut at the first newline. One string per prompt."""
+    tokens = translate_tokens(model, tokenizer, prompts, batch_size, max_new_tokens, desc, num_beams=num_beams)
     return [postprocess(tokenizer.decode(t, skip_special_tokens=True)) for t in tokens]
 
 
 def translate_tokens(model, tokenizer, prompts: list[str], batch_size: int, max_new_tokens: int,
-                     desc: str = "translate", use_generate: bool | None = None) -> list[list[int]]:
+                     desc: str = "translate", use_generate: bool | None = None, num_beams: int = 1) -> list[list[int]]:
     """The new token ids of each prompt, up to and including its first stop token (a newline or eos).
 
-    `use_generate`: decode with transformers' `model.generate` instead of `greedy` (same tokens,
-    slower; the benchmark's reference). Default: only for prompt-learning models."""
+    `num_beams` > 1: beam search, with transformers' `model.generate`. `use_generate`: greedy
+    decoding with `model.generate` instead of `greedy` (same tokens, slower; the benchmark's
+    reference). Default: only for prompt-learning models."""
     if use_generate is None:
         use_generate = getattr(getattr(model, "active_peft_config", None), "is_prompt_learning", False)
-    encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    use_generate = use_generate or num_beams > 1
+    encoded = [encode_prompt(tokenizer, p) for p in prompts]
     order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
     outputs: list[list[int]] = [[] for _ in prompts]
     device = next(model.parameters()).device
@@ -45,7 +49,7 @@ def translate_tokens(model, tokenizer, prompts: list[str], batch_size: int, max_
                               return_tensors="pt").to(device)
         with torch.inference_mode():
             if use_generate:
-                generated = model.generate(**batch, do_sample=False, max_new_tokens=max_new_tokens,
+                generated = model.generate(**batch, do_sample=False, num_beams=num_beams, max_new_tokens=max_new_tokens,
                                            pad_token_id=tokenizer.pad_token_id, eos_token_id=stop_ids.tolist())
                 stops = set(stop_ids.tolist())
                 new_tokens = [_through_first(t.tolist(), stops) for t in generated[:, batch["input_ids"].shape[1]:]]
