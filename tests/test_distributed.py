@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import psutil
 import pytest
 import torch
 import yaml
@@ -58,6 +59,10 @@ def test_embed_finetune_on_two_processes_ends_where_one_process_does(project):
     two = launch(project, project / "two.yaml", "two")
     assert two.returncode == 0, two.stderr[-3000:]
     assert "batch 8 (4 on each of 2 processes)" in two.stderr  # the batch really was split
+    # accelerate launch starts every process with OMP_NUM_THREADS=1; on a CPU they share the cores instead
+    cores = psutil.cpu_count(logical=False) or os.cpu_count()
+    if cores > 1:
+        assert f"CPU: {cores} thread(s) per process for 1 process(es)" in one.stderr
 
     single = load_file(project / "one" / "embedding.safetensors")["weight"]
     double = load_file(project / "two" / "embedding.safetensors")["weight"]

@@ -4,6 +4,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from kslottery.report import (build_table, certification_markdown, overlap_markdown, plot_scores, read_records,
                                summary, to_markdown)
@@ -169,3 +170,30 @@ def test_committed_table_is_regenerated_from_committed_metrics(tmp_path):
     assert (tmp_path / "table.md").read_text() == (REPO / "results/table.md").read_text()
     assert (tmp_path / "table.csv").read_text() == (REPO / "results/table.csv").read_text()
     assert (tmp_path / "summary.json").read_text() == (REPO / "metrics/summary.json").read_text()
+
+
+def _translations(path, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("source\treference\thypothesis\n" + "".join(f"s{i}\t{r}\t{h}\n" for i, (r, h) in enumerate(rows)))
+
+
+def test_significance_tells_a_real_difference_from_resampling_noise(tmp_path):
+    from kslottery.report import significance, uncertainty_markdown
+
+    references = [f"el menú fitxer número {i} obre un diàleg on podeu triar opcions" for i in range(40)]
+    good = references[:30] + ["res"] * 10  # 30 of 40 exact
+    worse = ["el menú"] * 40
+    eval_dir = tmp_path / "eval"
+    _translations(eval_dir / "en-ca" / "base.translations.tsv", list(zip(references, worse)))
+    _translations(eval_dir / "en-ca" / "s0" / "ticket.translations.tsv", list(zip(references, good)))
+    close = good[:29] + ["res"] * 11  # one sentence fewer right
+    _translations(eval_dir / "en-ca" / "s0" / "embed.translations.tsv", list(zip(references, close)))
+    frame = significance(eval_dir, "en-ca", 0).set_index("method")
+    assert list(frame.index) == ["ticket", "base", "embed"]
+    assert frame.loc["embed", "chrF++ p"] > 0.05 and frame.loc["embed", "chrF++"] < frame.loc["ticket", "chrF++"]
+    assert frame.loc["base", "chrF++ p"] < 0.01 and frame.loc["base", "BLEU p"] < 0.01
+    assert 0 < frame.loc["ticket", "chrF++ ci"] < frame.loc["ticket", "chrF++"]
+    assert "Uncertainty, en-ca seed 0" in uncertainty_markdown(eval_dir, {"en-ca"}, {0})
+    _translations(eval_dir / "en-ca" / "s0" / "lora.translations.tsv", list(zip(references[::-1], good)))
+    with pytest.raises(ValueError, match="references differ"):
+        significance(eval_dir, "en-ca", 0)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
+import psutil
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
@@ -192,6 +193,14 @@ def make_accelerator(batch_size: int) -> Accelerator:
     if launched != accelerator.num_processes:
         raise TrainingError(f"{launched} processes were launched but accelerate joined {accelerator.num_processes}; "
                             "launch with `accelerate launch --config_file configs/accelerate/...`")
+    if not torch.cuda.is_available():
+        # `accelerate launch` sets OMP_NUM_THREADS=1 for every process it starts; on a CPU the
+        # processes share the cores instead (one process: all of them, as a plain `python` would).
+        cores = psutil.cpu_count(logical=False) or os.cpu_count() or 1
+        threads = max(1, cores // accelerator.num_processes)
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+            log.info("CPU: %d thread(s) per process for %d process(es)", threads, accelerator.num_processes)
     if batch_size % accelerator.num_processes:
         raise TrainingError(f"batch_size={batch_size} does not split over {accelerator.num_processes} processes; "
                             f"use a multiple of {accelerator.num_processes}")
