@@ -15,7 +15,7 @@ Tokens are the generated ids through each row's stop token (the same in every ru
 agree). Prints sentences/s, tokens/s, the speed-ups and how many outputs are identical, and writes
 its section of results/bench.md.
 
-    python bench/generation.py              # 40 sentences (a minute or two on 2 cores)
+    python bench/generation.py              # the 100 test sentences (about 3 minutes on 2 cores)
     python bench/generation.py --quick      # 4 sentences, 16 new tokens, a few seconds
 """
 
@@ -58,7 +58,7 @@ def timed(model, tokenizer, prompts: list[str], batch_size: int, max_new_tokens:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="4 sentences, 16 new tokens: a smoke run")
-    parser.add_argument("--n", type=int, default=40, help="test sentences to translate (default 40)")
+    parser.add_argument("--n", type=int, default=100, help="test sentences to translate (default 100: the test set evaluate translates)")
     parser.add_argument("--batch-size", type=int, help="the batched run's batch size (default: evaluate.batch_size)")
     parser.add_argument("--max-new-tokens", type=int, help="default: evaluate.max_new_tokens")
     parser.add_argument("--repeat", type=int, default=1, help="time each run this many times, keep the best")

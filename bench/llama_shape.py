@@ -85,7 +85,8 @@ def main() -> None:
     lines = [f"# LLaMA-7B-shaped embed-finetune and ks-select ({device})",
              "",
              f"Machine: {machine()}.",
-             f"Command: `python bench/llama_shape.py{' --quick' if args.quick else f' --layers {layers}'}`. "
+             f"Command: `python bench/llama_shape.py{' --quick' if args.quick else f' --layers {layers}'}"
+             f"{f' --steps {steps}' if not args.quick and steps != 20 else ''}`. "
              f"Random-init LlamaForCausalLM, vocabulary {vocab}, hidden {hidden}, MLP {intermediate}, {layers} "
              f"layer(s) ({parameters / 1e9:.2f} B parameters), {str(dtype).replace('torch.', '')}; embedding-only "
              f"tuning through kslottery.train (AdamW, float32 embedding), batch {args.batch_size} x "
