@@ -64,7 +64,7 @@ def start(params_path: str | Path, stage: str, pair: str | None = None, seed: in
 
 
 def remove_stale_temporaries(path: Path) -> None:
-    """Delete what a killed earlier write of `path` left (`.{name}.XXXX.tmp` beside it): SIGKILL
+    """Delete what a killed earlier write of `path` left (`.{name}.<random>.tmp` beside it): SIGKILL
     allows no cleanup, so the next writer of the same output does it (DVC runs one stage at a time)."""
     for stale in path.parent.glob(f".{path.name}.*.tmp"):
         shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
