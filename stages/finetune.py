@@ -1,7 +1,9 @@
 """DVC stages embed-finetune, ticket-finetune, baseline and control: train one method on one pair.
 
 Every method goes through the same loop (kslottery.train); the method only decides, through its
-surgery (kslottery.methods), which parameters train and how the result is saved.
+surgery (kslottery.methods), which parameters train and how the result is saved. After every epoch
+and at the last step the model translates the dev split (params evaluate.dev_limit): the dev scores
+go to --dev-csv, and the last ones to the training metrics.
 """
 
 import hashlib
@@ -13,12 +15,15 @@ import torch
 
 from kslottery import stage
 from kslottery.cards import git_revision, model_card
-from kslottery.corpus import read_pairs
+from kslottery.corpus import SentencePair, read_pairs
 from kslottery.ks import most_frequent_rows, random_rows
 from kslottery.methods import TOKEN_METHODS, TRAINED_METHODS, prepare, save_trained
 from kslottery.models import load_saved, saved_vocab_size
-from kslottery.prompts import encode_pairs, token_counts
+from kslottery.params import EvalParams
+from kslottery.prompts import encode_pairs, format_prompt, token_counts
+from kslottery.scoring import score
 from kslottery.train import Checkpoint, train
+from kslottery.translate import translate
 
 
 @click.command()
@@ -33,9 +38,10 @@ from kslottery.train import Checkpoint, train
 @click.option("--out", required=True, type=click.Path(), help="Directory for what the method trained.")
 @click.option("--metrics", required=True, type=click.Path(), help="Training metrics JSON.")
 @click.option("--loss-csv", required=True, type=click.Path(), help="Loss per step (DVC plot data).")
+@click.option("--dev-csv", type=click.Path(), help="Dev chrF++ and BLEU per epoch (DVC plot data).")
 @click.option("--checkpoint", "checkpoint_path", type=click.Path(),
               help="Checkpoint file (default: .OUT.checkpoint.pt beside --out); deleted once the outputs are written.")
-def main(params_path, pair, method, seed, base, data, tickets, out, metrics, loss_csv, checkpoint_path):
+def main(params_path, pair, method, seed, base, data, tickets, out, metrics, loss_csv, dev_csv, checkpoint_path):
     params = stage.start(params_path, f"finetune {method} seed {seed}", pair, seed=seed)
     config = params.train_params(method)
     ticket_rows = None
@@ -52,6 +58,9 @@ def main(params_path, pair, method, seed, base, data, tickets, out, metrics, los
                                        f"the {vocab_size}-row vocabulary of {base}; rerun ks-select on this model")
     model, tokenizer = load_saved(base)
     train_pairs = read_pairs(Path(data) / "train.tsv")
+    dev_pairs = read_pairs(Path(data) / "dev.tsv")[: params.evaluate.dev_limit]
+    if not dev_pairs and params.evaluate.dev_limit != 0:
+        stage.log.warning("%s has no dev pairs (data.dev_size: 0): no dev scores", Path(data) / "dev.tsv")
     examples = encode_pairs(tokenizer, train_pairs, pair, params.prompt.template, config.max_length)
 
     rows = None
@@ -73,8 +82,9 @@ def main(params_path, pair, method, seed, base, data, tickets, out, metrics, los
         rows_digest = hashlib.sha256(json.dumps(sorted(rows or [])).encode()).hexdigest()
         checkpoint = Checkpoint(Path(checkpoint_path or Path(out).parent / f".{Path(out).name}.checkpoint.pt"),
                                 every=params.checkpoint_every, key=f"{method} {pair} rows {rows_digest}")
+    evaluate = dev_scorer(tokenizer, dev_pairs, pair, params.prompt.template, params.evaluate, method) if dev_pairs else None
     result = train(model, examples, config, tokenizer.pad_token_id, seed=seed, desc=f"{method} {pair} seed {seed}",
-                   checkpoint=checkpoint)
+                   checkpoint=checkpoint, evaluate=evaluate)
     if not result.main_process:
         return  # the other processes of a multi-process run: the main one writes
     info = {"pair": pair, "seed": seed, "trainable_params": result.trainable_params}
@@ -86,9 +96,25 @@ def main(params_path, pair, method, seed, base, data, tickets, out, metrics, los
         (tmp / "README.md").write_text(card, encoding="utf-8")  # replaces peft's empty template
     stage.write_json(metrics, result.metrics())
     stage.write_text(loss_csv, result.loss_csv())
+    if dev_csv:
+        stage.write_text(dev_csv, result.dev_csv())
     if checkpoint is not None:
         checkpoint.discard()
     stage.log.info("saved %s to %s", method, out)
+
+
+def dev_scorer(tokenizer, dev_pairs: list[SentencePair], pair: str, template: str, settings: EvalParams, method: str):
+    """model -> {chrf++, bleu} on the dev pairs, decoded as the evaluate stage decodes the test set."""
+    prompts = [format_prompt(template, pair, p.source) for p in dev_pairs]
+    references = [p.target for p in dev_pairs]
+
+    def evaluate(model) -> dict:
+        hypotheses = translate(model, tokenizer, prompts, settings.batch_size, settings.max_new_tokens,
+                               desc=f"dev {pair} {method}", num_beams=settings.num_beams)
+        scores = score(hypotheses, references)
+        return {"chrf++": scores["chrf++"], "bleu": scores["bleu"]}
+
+    return evaluate
 
 
 if __name__ == "__main__":

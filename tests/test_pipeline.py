@@ -97,6 +97,12 @@ def test_dvc_repro_end_to_end(tmp_path, tiny_model_dir):
         full = json.loads((project / f"metrics/eval/en-ca/s{seed}/full.json").read_text())
         assert full["trainable_params"] == full["total_params"]
 
+        for method in ("embed", "ticket", "full", "lora", "prefix", "random-k", "frequent-k"):  # dev after the epoch
+            trained = json.loads((project / f"metrics/train/en-ca/s{seed}/{method}.json").read_text())
+            dev = (project / f"metrics/train/en-ca/s{seed}/{method}.dev.csv").read_text().splitlines()
+            assert dev[0] == "epoch,step,chrf++,bleu" and len(dev) == 2, method  # 3 steps < an epoch of 6
+            assert dev[1] == f"0.5,3,{trained['dev_chrf++']},{trained['dev_bleu']}", method
+
         certified = json.loads((project / f"metrics/certify/en-ca/s{seed}.json").read_text())
         assert certified["n_tickets"] == tickets["n_tickets"]
         assert 0.0 <= certified["next_token_agreement"] <= 1.0

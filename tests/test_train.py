@@ -147,3 +147,37 @@ def test_a_batch_without_targets_is_an_error(tiny):
              "labels": torch.full_like(input_ids, -100)}
     with pytest.raises(TrainingError, match="no target token"):
         target_loss(model, batch)
+
+
+def test_dev_evaluation_after_every_epoch_and_the_last_step_leaves_training_as_it_was(tiny, tmp_path):
+    model, tokenizer, examples = tiny  # 16 examples in batches of 4: an epoch is 4 steps
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    params = TrainParams(lr=0.05, steps=10, batch_size=4, max_length=64)
+    plain = train(prepare_embed(model), examples, params, tokenizer.pad_token_id, seed=2)
+    plain_weights = model.get_input_embeddings().weight.detach().clone()
+
+    seen = []
+
+    def evaluate(evaluated):
+        seen.append((evaluated.training, torch.is_grad_enabled()))
+        return {"norm": round(evaluated.get_input_embeddings().weight.norm().item(), 6)}
+
+    model.load_state_dict(initial)
+    checkpoint = Checkpoint(tmp_path / "run.pt", every=5)
+    result = train(prepare_embed(model), examples, params, tokenizer.pad_token_id, seed=2, evaluate=evaluate,
+                   checkpoint=checkpoint)
+    assert [(row["epoch"], row["step"]) for row in result.dev] == [(1.0, 4), (2.0, 8), (2.5, 10)]
+    assert seen == [(False, False)] * 3  # eval mode, no autograd
+    assert result.losses == plain.losses and torch.equal(model.get_input_embeddings().weight, plain_weights)
+    assert result.dev[-1]["norm"] == round(plain_weights.norm().item(), 6)  # the last one scores the trained model
+    assert result.dev[0]["norm"] != result.dev[-1]["norm"]
+    assert result.metrics()["dev_norm"] == result.dev[-1]["norm"]
+    assert result.dev_csv().splitlines() == ["epoch,step,norm"] + [f"{r['epoch']},{r['step']},{r['norm']}" for r in result.dev]
+
+    # A rerun resumes from the last checkpoint, step 5 (step 10 ends the run and is not checkpointed):
+    # step 4's score comes back from the checkpoint, steps 8 and 10 are evaluated again.
+    model.load_state_dict(initial)
+    seen.clear()
+    resumed = train(prepare_embed(model), examples, params, tokenizer.pad_token_id, seed=2, evaluate=evaluate,
+                    checkpoint=checkpoint)
+    assert resumed.dev == result.dev and len(seen) == 2  # steps 8 and 10 evaluated again, step 4's score kept

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import click
 
+from kslottery import KSLotteryError
 from kslottery.params import ParamsError, load_params
 
 
 STAGES_DIR = Path(__file__).resolve().parents[2] / "stages"  # the scripts dvc.yaml runs (editable install)
+TRAINED = ("embed", "ticket", "random-k", "frequent-k", "full", "lora", "prefix")  # methods.TRAINED_METHODS, without torch
 
 
 class StageCommand(click.Command):
@@ -31,8 +33,6 @@ class StageCommand(click.Command):
         self.script = script
 
     def invoke(self, ctx):
-        from kslottery import KSLotteryError
-
         spec = importlib.util.spec_from_file_location(f"kslottery_stage_{self.script.stem}", self.script)
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
@@ -177,6 +177,74 @@ def experiments(repo, exp_json, out, all_commits):
             plot_alpha_sweep(frame, tmp)
         written.append(out / "alpha_sweep.png")
     click.echo("wrote " + ", ".join(map(str, written)))
+
+
+@main.command()
+@click.argument("method", type=click.Choice(TRAINED))
+@click.option("--lr", "lrs", multiple=True, type=click.FloatRange(min=0, min_open=True),
+              help="A learning rate to try (repeat the option); default: params' lr / 3.16, lr, lr * 3.16.")
+@click.option("--pair", help="Which pair's data (default: the first of params pairs).")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Training seed.")
+@click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--out", default="results", show_default=True, type=click.Path(file_okay=False),
+              help="Where calibration/{pair}-s{seed}.csv, calibration.md and calibration.png go.")
+def calibrate(method, lrs, pair, seed, params_path, out):
+    """Train METHOD at several learning rates and compare their dev chrF++ (never the test set).
+
+    \b
+    Each trial runs the training stage as `dvc repro` would, with only METHOD's lr changed, and
+    takes as long as that stage (2-5 min each on the default). Needs the pipeline's models/base,
+    data/prepared/PAIR and, for ticket/random-k/frequent-k, the tickets (run `dvc repro` first).
+      ksl calibrate embed                      # lr / 3.16, lr, lr * 3.16
+      ksl calibrate lora --lr 3e-4 --lr 3e-3   # add two more trials to the table
+    Then set the best lr in params.yaml and `dvc repro`.
+    """
+    import pandas as pd
+    import yaml
+
+    from kslottery import stage
+    from kslottery.calibrate import (LR_KEYS, check_trial_inputs, default_grid, lr_key, merge_trials, plot,
+                                     run_trial, to_markdown)
+    from kslottery.corpus import read_pairs
+
+    try:
+        params = load_params(params_path)
+    except ParamsError as err:
+        raise click.ClickException(str(err)) from None
+    pair = pair or params.pairs[0]
+    current = params.train_params(method).lr
+    lrs = sorted(set(lrs)) if lrs else default_grid(current)
+    base, data = Path("models/base"), Path("data/prepared") / pair
+    tickets = Path("models") / pair / f"s{seed}" / "tickets.json"
+    try:
+        check_trial_inputs(params, method, pair, seed, base, data, tickets)
+    except KSLotteryError as err:
+        raise click.ClickException(str(err)) from None
+    raw = yaml.safe_load(Path(params_path).read_text(encoding="utf-8"))
+    csv = Path(out) / "calibration" / f"{pair}-s{seed}.csv"
+    trials = pd.read_csv(csv) if csv.is_file() else None
+    click.echo(f"calibrating {method} ({lr_key(method)} = {current:g} in {params_path}) on {pair} dev, "
+               f"lrs {', '.join(f'{lr:g}' for lr in lrs)}")
+    for lr in lrs:
+        try:
+            row = run_trial(raw, method, lr, pair, seed, base, data, tickets, STAGES_DIR / "finetune.py",
+                            params.accelerate)
+        except KSLotteryError as err:
+            raise click.ClickException(f"{err}; the trials before it are in {csv}") from None
+        trials = merge_trials(trials, [row])
+        stage.write_text(csv, trials.to_csv(index=False))  # after every trial: a stopped sweep keeps its results
+        click.echo(f"{method} lr {lr:g}: dev chrF++ {row['dev_chrf++']:.2f}, BLEU {row['dev_bleu']:.2f} "
+                   f"({row['seconds']} s)")
+    runs = {path.stem: pd.read_csv(path) for path in sorted(csv.parent.glob("*-s*.csv"))}
+    currents = {m: params.train_params(m).lr for m in LR_KEYS}
+    dev_pairs = len(read_pairs(data / "dev.tsv")[: params.evaluate.dev_limit])
+    markdown = "\n".join(to_markdown(frame, run.rsplit("-s", 1)[0], int(run.rsplit("-s", 1)[1]), currents,
+                                      dev_pairs) for run, frame in runs.items())
+    stage.write_text(Path(out) / "calibration.md", markdown)
+    with stage.atomic_file(Path(out) / "calibration.png") as tmp:
+        plot(runs, tmp)
+    click.echo(markdown)
+    click.echo(f"wrote {csv}, {Path(out) / 'calibration.md'}, {Path(out) / 'calibration.png'}")
 
 
 @main.command()

@@ -170,6 +170,10 @@ class EvalParams:
     max_new_tokens: int = 96
     limit: int | None = None
     """Translate only the first N test pairs (null: all)."""
+    dev_limit: int | None = None
+    """Dev pairs the training stages translate after every epoch and at their last step (null: all;
+    0: no dev evaluation). The training metrics then hold the trained model's dev chrF++ and BLEU,
+    the scores `ksl calibrate` picks learning rates on; the test split is never used for that."""
     num_beams: int = 1
     """1: greedy decoding; more: beam search (transformers' generate)."""
     spbleu_tokenizer: str = "flores101"
@@ -196,12 +200,12 @@ class Params:
     """Training seeds (batch order, LoRA/prefix initialisation, the random-k rows). Every trained
     method runs once per seed and the table shows mean ± std; the data splits keep `data.seed`."""
     checkpoint_every: int = 50
-    accelerate: str = "configs/accelerate/single.yaml"
-    """The accelerate config the training stages launch with (`accelerate launch --config_file`):
-    one process (single.yaml), or DDP, FSDP, DeepSpeed ZeRO-2 over several GPUs."""
     """Training stages save their state every this many steps (0: never); a killed stage, run again,
     resumes from its last checkpoint and ends with the same weights. No stage lists this key as a
     param: it changes how a result is reached, never the result."""
+    accelerate: str = "configs/accelerate/single.yaml"
+    """The accelerate config the training stages launch with (`accelerate launch --config_file`):
+    one process (single.yaml), or DDP, FSDP, DeepSpeed ZeRO-2 over several GPUs."""
 
     def train_params(self, method: str) -> TrainParams:
         """The training settings of a method: its own section, or the ticket's for the controls."""
@@ -476,6 +480,7 @@ _RULES = {
     (EvalParams, "max_new_tokens"): _positive,
     (EvalParams, "limit"): _optional_positive("for the whole test set"),
     (EvalParams, "num_beams"): _positive,
+    (EvalParams, "dev_limit"): lambda v: None if v >= 0 else f"{v} must be >= 0 (0: no dev evaluation), or null for the whole dev split",
     (EvalParams, "spbleu_tokenizer"): _one_of(SPBLEU_TOKENIZERS),
     (FloresParams, "codes"): _one_of(FLORES_CODES),
     (Params, "accelerate"): _accelerate_config,

@@ -2,7 +2,10 @@
 
 Causal-LM loss on target tokens only (labels are -100 on the prompt; the output layer runs only at
 the positions that predict one), a fixed number of optimizer steps over a seeded shuffle of the data
-(cycled as often as needed), AdamW (fused where torch has a kernel for it) or SGD.
+(cycled as often as needed), AdamW (fused where torch has a kernel for it) or SGD. With an
+`evaluate` function (the stages pass one that translates the dev split and scores it), the model is
+scored at the end of every epoch and at the last step: the dev curve and the dev score that
+learning rates are calibrated on (`ksl calibrate`).
 
 Several processes (`accelerate launch` with a DDP, FSDP or DeepSpeed config) split every batch
 between them: each takes batch_size / num_processes rows, and the loss is normalised by the target
@@ -25,6 +28,7 @@ import math
 import os
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -51,6 +55,7 @@ class TrainingError(KSLotteryError, RuntimeError):
 @dataclass
 class TrainResult:
     losses: list[float] = field(default_factory=list)  # one per optimizer step
+    dev: list[dict] = field(default_factory=list)  # {epoch, step, scores...} at each epoch's end and the last step
     seconds: float = 0.0
     trainable_params: int = 0
     total_params: int = 0
@@ -59,16 +64,24 @@ class TrainResult:
 
     def metrics(self) -> dict:
         """Deterministic summary (no wall time: two identical runs must give identical files)."""
-        return {
+        summary = {
             "steps": len(self.losses),
             "first_loss": round(self.losses[0], 4),
             "final_loss": round(sum(self.losses[-10:]) / len(self.losses[-10:]), 4),  # mean of last 10 steps
             "trainable_params": self.trainable_params,
             "total_params": self.total_params,
         }
+        if self.dev:  # the trained model's dev scores (the last evaluation is after the last step)
+            summary |= {f"dev_{name}": value for name, value in self.dev[-1].items() if name not in ("epoch", "step")}
+        return summary
 
     def loss_csv(self) -> str:
         return "step,loss\n" + "".join(f"{i},{loss:.5f}\n" for i, loss in enumerate(self.losses))
+
+    def dev_csv(self) -> str:
+        """One row per dev evaluation: epoch, step and the scores (empty without evaluations)."""
+        columns = list(self.dev[0]) if self.dev else ["epoch", "step"]
+        return ",".join(columns) + "\n" + "".join(",".join(str(row[c]) for c in columns) + "\n" for row in self.dev)
 
 
 @dataclass(frozen=True)
@@ -101,11 +114,14 @@ def make_optimizer(parameters: list[torch.nn.Parameter], params: TrainParams) ->
 
 
 def train(model, examples: list[Example], params: TrainParams, pad_token_id: int, seed: int = 0,
-          desc: str = "train", checkpoint: Checkpoint | None = None) -> TrainResult:
+          desc: str = "train", checkpoint: Checkpoint | None = None,
+          evaluate: Callable[[object], dict] | None = None) -> TrainResult:
     """Run `params.steps` optimizer steps on `examples` (batch order drawn from `seed`); returns the losses.
 
     With `checkpoint`, save the state every `checkpoint.every` steps and resume from a matching
-    checkpoint if one is there (the caller discards it once the outputs are written)."""
+    checkpoint if one is there (the caller discards it once the outputs are written).
+    With `evaluate` (model -> {score name: value}), call it after every epoch and after the last
+    step; the results go to `TrainResult.dev`. It sees the model in eval mode, on the main process."""
     trainable = [p for p in model.parameters() if p.requires_grad]
     if not trainable:
         raise TrainingError("nothing to train: no parameter requires grad (did the method's surgery run?)")
@@ -124,6 +140,10 @@ def train(model, examples: list[Example], params: TrainParams, pad_token_id: int
         log.warning("%s: no checkpoints under %s (the optimizer state is sharded); a killed run starts over",
                     desc, accelerator.distributed_type)
         checkpoint = None
+    if evaluate is not None and accelerator.distributed_type in SHARDED:
+        log.warning("%s: no dev evaluation under %s (the weights are sharded over the processes)",
+                    desc, accelerator.distributed_type)
+        evaluate = None
     batches = LengthGroupedBatches([len(e.input_ids) for e in examples], params.batch_size, seed)
     loader = DataLoader(examples, batch_sampler=batches, collate_fn=partial(collate, pad_token_id=pad_token_id))
     optimizer = make_optimizer(trainable, params)
@@ -135,7 +155,7 @@ def train(model, examples: list[Example], params: TrainParams, pad_token_id: int
     stream = _forever(loader)
     first_step = 0
     if checkpoint is not None:
-        first_step, rng = resume(checkpoint, run_id, accelerator.unwrap_model(model), optimizer, result.losses, desc)
+        first_step, rng = resume(checkpoint, run_id, accelerator.unwrap_model(model), optimizer, result, desc)
         # Replay the batch order up to the checkpoint, then restore the RNG as it was there (the
         # data loader draws from it at every pass, so the order of these two matters).
         for _ in range(first_step):
@@ -165,9 +185,16 @@ def train(model, examples: list[Example], params: TrainParams, pad_token_id: int
         if step % params.log_every == 0 or step == params.steps - 1:
             bar.set_postfix(loss=f"{loss:.3f}")
         done = step + 1
+        if evaluate is not None and (done % len(batches) == 0 or done == params.steps):
+            if accelerator.is_main_process:
+                scores = _evaluate(evaluate, accelerator.unwrap_model(model))
+                result.dev.append({"epoch": round(done / len(batches), 3), "step": done, **scores})
+                log.info("%s: epoch %g (step %d), dev %s", desc, result.dev[-1]["epoch"], done,
+                         ", ".join(f"{k} {v}" for k, v in scores.items()))
+            accelerator.wait_for_everyone()
         if checkpoint is not None and done % checkpoint.every == 0 and done < params.steps:
             if accelerator.is_main_process:
-                save_checkpoint(checkpoint, run_id, done, accelerator.unwrap_model(model), optimizer, result.losses)
+                save_checkpoint(checkpoint, run_id, done, accelerator.unwrap_model(model), optimizer, result)
             accelerator.wait_for_everyone()
     model.eval()
     accelerator.wait_for_everyone()
@@ -180,6 +207,16 @@ def train(model, examples: list[Example], params: TrainParams, pad_token_id: int
 
 
 SHARDED = (DistributedType.FSDP, DistributedType.DEEPSPEED)
+
+
+def _evaluate(evaluate: Callable[[object], dict], model) -> dict:
+    """Call `evaluate` on the model in eval mode and without autograd, then put it back to training."""
+    model.eval()
+    try:
+        with torch.no_grad():
+            return evaluate(model)
+    finally:
+        model.train()
 
 
 def make_accelerator(batch_size: int) -> Accelerator:
@@ -254,12 +291,13 @@ def fingerprint(model, examples: list[Example], params: TrainParams, seed: int, 
     return digest.hexdigest()
 
 
-def save_checkpoint(checkpoint: Checkpoint, run_id: str, step: int, model, optimizer, losses: list[float]) -> None:
+def save_checkpoint(checkpoint: Checkpoint, run_id: str, step: int, model, optimizer, result: TrainResult) -> None:
     """Write the state after `step` steps to a temporary file, then rename it over the old one."""
     state = {
         "run_id": run_id,
         "step": step,
-        "losses": list(losses),
+        "losses": list(result.losses),
+        "dev": json.dumps(result.dev),  # a string: torch.load(weights_only=True) reads it back
         "trainable": {n: p.detach().to("cpu") for n, p in model.named_parameters() if p.requires_grad},
         "optimizer": optimizer.state_dict(),
         "rng": torch.get_rng_state(),
@@ -275,10 +313,10 @@ def save_checkpoint(checkpoint: Checkpoint, run_id: str, step: int, model, optim
         raise
 
 
-def resume(checkpoint: Checkpoint, run_id: str, model, optimizer, losses: list[float],
+def resume(checkpoint: Checkpoint, run_id: str, model, optimizer, result: TrainResult,
            desc: str) -> tuple[int, torch.Tensor | None]:
-    """Load a matching checkpoint into model, optimizer and losses; return its step and RNG state
-    ((0, None) when there is none to resume)."""
+    """Load a matching checkpoint into model, optimizer and result (losses, dev scores); return its
+    step and RNG state ((0, None) when there is none to resume)."""
     for stale in checkpoint.path.parent.glob(f".{checkpoint.path.name}.*.tmp"):  # a write cut by a kill
         stale.unlink(missing_ok=True)
     if not checkpoint.path.is_file():
@@ -299,7 +337,8 @@ def resume(checkpoint: Checkpoint, run_id: str, model, optimizer, losses: list[f
         for name, parameter in trainable.items():
             parameter.copy_(state["trainable"][name])
     optimizer.load_state_dict(state["optimizer"])
-    losses[:] = state["losses"]
+    result.losses[:] = state["losses"]
+    result.dev[:] = json.loads(state.get("dev", "[]"))
     log.info("%s: resuming from %s at step %d", desc, checkpoint.path, state["step"])
     return state["step"], state["rng"]
 

@@ -1,0 +1,173 @@
+"""Learning rates chosen on the dev split.
+
+`ksl calibrate METHOD` trains one method at several learning rates, each run exactly as its
+pipeline stage runs it (the same stage script under `accelerate launch`, on a copy of the params
+file in which only that method's lr differs, outputs in a scratch directory), and keeps the dev
+chrF++ and BLEU the stage measures after its last step. The test split is never looked at: pick
+the lr here, write it into params.yaml, then `dvc repro`.
+
+results/calibration/{pair}-s{seed}.csv keeps every trial (a new trial of the same method and lr
+replaces the old row); calibration.md and calibration.png are drawn from all of them.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from kslottery import KSLotteryError
+from kslottery.params import Params
+
+# Where each trained method's learning rate lives in params.yaml (the controls use the ticket's).
+LR_KEYS = {
+    "embed": ("embed_finetune", "lr"),
+    "ticket": ("ticket_finetune", "lr"),
+    "random-k": ("ticket_finetune", "lr"),
+    "frequent-k": ("ticket_finetune", "lr"),
+    "full": ("baseline", "full", "lr"),
+    "lora": ("baseline", "lora", "lr"),
+    "prefix": ("baseline", "prefix", "lr"),
+}
+COLUMNS = ["method", "lr", "dev_chrf++", "dev_bleu", "final_loss", "trainable_params", "seconds"]
+
+
+class CalibrationError(KSLotteryError, RuntimeError):
+    pass
+
+
+def lr_key(method: str) -> str:
+    return ".".join(LR_KEYS[method])
+
+
+def with_lr(raw: dict, method: str, lr: float) -> dict:
+    """A copy of the raw params mapping with `method`'s learning rate set to `lr`."""
+    changed = copy.deepcopy(raw)
+    *parents, leaf = LR_KEYS[method]
+    node = changed
+    for key in parents:
+        node = node[key]
+    node[leaf] = lr
+    return changed
+
+
+def default_grid(lr: float) -> list[float]:
+    """Half a decade either side of `lr`: lr / 3.16, lr, lr * 3.16 (two significant digits)."""
+    return [float(f"{lr * 10 ** step:.2g}") for step in (-0.5, 0.0, 0.5)]
+
+
+def check_trial_inputs(params: Params, method: str, pair: str, seed: int, base: Path, data: Path,
+                       tickets: Path) -> None:
+    """Everything a trial needs, checked before the first one trains (each takes minutes)."""
+    problems = []
+    if pair not in params.pairs:
+        problems.append(f"pair {pair!r} is not in params pairs {list(params.pairs)}")
+    if not base.is_dir():
+        problems.append(f"{base} does not exist; run `dvc repro prepare-model` first")
+    dev = data / "dev.tsv"
+    if not dev.is_file():
+        problems.append(f"{dev} does not exist; run `dvc repro prepare-data@{pair}` first")
+    elif len(dev.read_text(encoding="utf-8").splitlines()) < 2:
+        problems.append(f"{dev} holds no pairs; set data.dev_size > 0 and rerun prepare-data")
+    if params.evaluate.dev_limit == 0:
+        problems.append("evaluate.dev_limit is 0 (no dev evaluation); set it to null or a number of dev pairs")
+    if method in ("ticket", "random-k", "frequent-k") and not tickets.is_file():
+        problems.append(f"{tickets} does not exist; {method} trains the tickets' rows: "
+                        f"run `dvc repro ks-select@{pair}-{seed}` first")
+    if problems:
+        raise CalibrationError("cannot calibrate: " + "; ".join(problems))
+
+
+def run_trial(raw_params: dict, method: str, lr: float, pair: str, seed: int, base: Path, data: Path,
+              tickets: Path, script: Path, accelerate_config: str) -> dict:
+    """Train `method` at `lr` with the stage script in a scratch directory; return its row."""
+    with tempfile.TemporaryDirectory(prefix=f"ksl-calibrate-{method}-") as scratch:
+        scratch = Path(scratch)
+        (scratch / "params.yaml").write_text(yaml.safe_dump(with_lr(raw_params, method, lr), sort_keys=False))
+        command = [sys.executable, "-m", "accelerate.commands.launch", "--quiet", "--config_file",
+                   accelerate_config, str(script), "--params", str(scratch / "params.yaml"), "--pair", pair,
+                   "--method", method, "--seed", str(seed), "--base", str(base), "--data", str(data),
+                   "--out", str(scratch / "model"), "--metrics", str(scratch / "metrics.json"),
+                   "--loss-csv", str(scratch / "loss.csv"), "--dev-csv", str(scratch / "dev.csv")]
+        if method in ("ticket", "random-k", "frequent-k"):
+            command += ["--tickets", str(tickets)]
+        start = time.perf_counter()
+        finished = subprocess.run(command)  # its log and progress bars go to the terminal
+        if finished.returncode != 0:
+            raise CalibrationError(f"{method} at lr {lr:g} failed (exit {finished.returncode}); its log is above")
+        metrics = json.loads((scratch / "metrics.json").read_text())
+    if "dev_chrf++" not in metrics:
+        raise CalibrationError(f"{method} at lr {lr:g} recorded no dev score; is evaluate.dev_limit 0?")
+    return {"method": method, "lr": lr, "dev_chrf++": metrics["dev_chrf++"], "dev_bleu": metrics["dev_bleu"],
+            "final_loss": metrics["final_loss"], "trainable_params": metrics["trainable_params"],
+            "seconds": round(time.perf_counter() - start)}
+
+
+def merge_trials(old: pd.DataFrame | None, new: list[dict]) -> pd.DataFrame:
+    """Old trials plus new ones; a new trial of the same (method, lr) replaces the old row."""
+    frame = pd.DataFrame(new, columns=COLUMNS)
+    if old is not None and len(old):
+        frame = pd.concat([old[COLUMNS], frame]).drop_duplicates(["method", "lr"], keep="last")
+    return frame.sort_values(["method", "lr"]).reset_index(drop=True)
+
+
+def best_lrs(trials: pd.DataFrame) -> dict[str, float]:
+    """method -> the lr with the highest dev chrF++ (ties: the smaller lr)."""
+    ranked = trials.sort_values(["dev_chrf++", "lr"], ascending=[False, True])
+    return {method: float(rows["lr"].iloc[0]) for method, rows in ranked.groupby("method", sort=False)}
+
+
+def to_markdown(trials: pd.DataFrame, pair: str, seed: int, current: dict[str, float], dev_pairs: int) -> str:
+    """The trials of one pair and seed as a table: best dev chrF++ per method in bold, the lr in
+    params.yaml marked, and a note where the best lr is at the edge of what was tried."""
+    best = best_lrs(trials)
+    lines = [f"### {pair}, seed {seed}: dev chrF++ by learning rate ({dev_pairs} dev pairs)", "",
+             "| method | lr | dev chrF++ | dev BLEU | final train loss | seconds | |",
+             "|---|---:|---:|---:|---:|---:|---|"]
+    edges = []
+    for method, rows in trials.groupby("method", sort=True):
+        for row in rows.to_dict("records"):
+            chrf = f"{row['dev_chrf++']:.2f}"
+            notes = ["params.yaml" if math.isclose(row["lr"], current.get(method, -1)) else "",
+                     "best" if row["lr"] == best[method] else ""]
+            lines.append(f"| {method} | {row['lr']:g} | {f'**{chrf}**' if 'best' in notes else chrf} | "
+                         f"{row['dev_bleu']:.2f} | {row['final_loss']:.3f} | {row['seconds']} | "
+                         f"{', '.join(n for n in notes if n)} |")
+        if len(rows) > 1 and best[method] in (rows["lr"].min(), rows["lr"].max()):
+            edges.append(method)
+    if edges:
+        lines += ["", f"Best at the edge of the lrs tried (try beyond it): {', '.join(edges)}."]
+    return "\n".join(lines) + "\n"
+
+
+def plot(trials_by_run: dict[str, pd.DataFrame], out_png: str | Path) -> None:
+    """Dev chrF++ against lr (log scale), one line per method, one panel per pair and seed."""
+    from kslottery.plots import COLOURS, _pyplot
+    from kslottery.report import METHOD_LABELS
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(trials_by_run), figsize=(6.5 * len(trials_by_run), 4.2), squeeze=False)
+    for ax, (run, trials) in zip(axes[0], sorted(trials_by_run.items())):
+        best = best_lrs(trials)
+        for method, rows in trials.groupby("method"):
+            colour = COLOURS.get(method)
+            ax.plot(rows["lr"], rows["dev_chrf++"], marker="o", color=colour, label=METHOD_LABELS.get(method, method))
+            top = rows[rows["lr"] == best[method]]
+            ax.scatter(top["lr"], top["dev_chrf++"], marker="*", s=180, color=colour, zorder=3)
+        ax.set_xscale("log")
+        ax.set_title(f"{run}: dev chrF++ by learning rate (star: best)")
+        ax.set_xlabel("learning rate")
+        ax.set_ylabel("dev chrF++ after training")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=110, format="png")
+    plt.close(fig)

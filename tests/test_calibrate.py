@@ -1,0 +1,116 @@
+"""Learning-rate calibration on dev: which key each method's lr is, the trial table, and
+`ksl calibrate` end to end on a tiny model (each trial a real training stage under accelerate)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from kslottery.calibrate import (LR_KEYS, CalibrationError, best_lrs, check_trial_inputs, default_grid,
+                                 merge_trials, to_markdown, with_lr)
+from kslottery.cli import TRAINED
+from kslottery.methods import TRAINED_METHODS
+from kslottery.params import load_params
+from conftest import stage_project
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("method", TRAINED_METHODS)
+def test_with_lr_sets_the_lr_the_method_trains_with(method, tmp_path):
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(with_lr(raw, method, 0.123)))
+    changed = load_params(path, check_model=False)
+    original = load_params(REPO / "params.yaml", check_model=False)
+    assert changed.train_params(method).lr == 0.123
+    others = [m for m in TRAINED_METHODS if LR_KEYS[m] != LR_KEYS[method]]
+    assert all(changed.train_params(m).lr == original.train_params(m).lr for m in others)  # nothing else moved
+    assert raw == yaml.safe_load((REPO / "params.yaml").read_text())  # the input is not modified
+
+
+def test_every_trained_method_can_be_calibrated():
+    assert sorted(LR_KEYS) == sorted(TRAINED_METHODS) == sorted(TRAINED)
+
+
+def test_default_grid_is_half_a_decade_either_side():
+    assert default_grid(1e-2) == [0.0032, 0.01, 0.032]
+    assert default_grid(5e-5) == [1.6e-05, 5e-05, 0.00016]
+
+
+def row(method, lr, chrf, seconds=1):
+    return {"method": method, "lr": lr, "dev_chrf++": chrf, "dev_bleu": chrf / 4, "final_loss": 1.0,
+            "trainable_params": 10, "seconds": seconds}
+
+
+def test_a_new_trial_replaces_the_old_one_of_the_same_lr():
+    old = merge_trials(None, [row("embed", 0.01, 20.0), row("lora", 0.001, 18.0)])
+    new = merge_trials(old, [row("embed", 0.01, 22.0, seconds=9), row("embed", 0.03, 21.0)])
+    assert len(new) == 3
+    assert new.set_index(["method", "lr"]).loc[("embed", 0.01), "dev_chrf++"] == 22.0
+    assert best_lrs(new) == {"embed": 0.01, "lora": 0.001}
+
+
+def test_markdown_marks_the_best_the_current_and_an_edge():
+    trials = merge_trials(None, [row("embed", 0.003, 20.0), row("embed", 0.01, 25.0), row("embed", 0.03, 24.0),
+                                 row("full", 1e-5, 10.0), row("full", 5e-5, 30.0)])
+    markdown = to_markdown(trials, "en-ca", 0, {"embed": 0.01, "full": 1e-5}, dev_pairs=50)
+    lines = {line.split("|")[1].strip() + " " + line.split("|")[2].strip(): line for line in markdown.splitlines()
+             if line.startswith("| ") and "method" not in line}
+    assert "**25.00**" in lines["embed 0.01"] and "params.yaml, best" in lines["embed 0.01"]
+    assert "**" not in lines["embed 0.03"] and "best" not in lines["embed 0.03"]
+    assert "params.yaml" in lines["full 1e-05"] and "**30.00**" in lines["full 5e-05"]
+    assert "edge of the lrs tried (try beyond it): full." in markdown  # embed's best is inside its range
+    assert "50 dev pairs" in markdown
+
+
+def test_missing_inputs_are_named_before_any_training(tmp_path, tiny_model_dir):
+    project = stage_project(tmp_path, tiny_model_dir, {})
+    params = load_params(project / "params.yaml", check_model=False)
+    with pytest.raises(CalibrationError) as err:
+        check_trial_inputs(params, "ticket", "en-ro", 0, tmp_path / "nowhere", tmp_path / "nodata",
+                           tmp_path / "tickets.json")
+    message = str(err.value)
+    for fix in ("pair 'en-ro' is not in params pairs", "dvc repro prepare-model", "dvc repro prepare-data@en-ro",
+                "dvc repro ks-select@en-ro-0"):
+        assert fix in message, fix
+
+
+def test_ksl_calibrate_trains_each_lr_and_keeps_every_trial(tmp_path, tiny_model_dir):
+    made = stage_project(tmp_path / "made", tiny_model_dir, {"steps": 3, "batch_size": 4, "max_length": 64},
+                         checkpoint_every=0)
+    project = tmp_path / "project"  # the layout `dvc repro` leaves: models/base, data/prepared/PAIR
+    (project / "models").mkdir(parents=True)
+    (made / "base").rename(project / "models" / "base")
+    (project / "data" / "prepared").mkdir(parents=True)
+    (made / "data").rename(project / "data" / "prepared" / "en-ca")
+    params = yaml.safe_load((made / "params.yaml").read_text())
+    params["model"]["source"] = str(project / "models" / "base")
+    params["accelerate"] = str(REPO / "configs" / "accelerate" / "single.yaml")
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = {**os.environ, "TQDM_DISABLE": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+    def ksl(*args):
+        result = subprocess.run([sys.executable, "-m", "kslottery.cli", "calibrate", *args], cwd=project,
+                                capture_output=True, text=True, env=env)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        return result.stdout
+
+    ksl("embed", "--lr", "0.5", "--lr", "0.001")
+    trials = pd.read_csv(project / "results" / "calibration" / "en-ca-s0.csv")
+    assert list(trials["lr"]) == [0.001, 0.5] and set(trials["method"]) == {"embed"}
+    assert trials["dev_chrf++"].between(0, 100).all() and (trials["trainable_params"] > 0).all()
+    assert trials["final_loss"].iloc[1] < trials["final_loss"].iloc[0]  # 3 steps at 0.5 learn more than at 0.001
+    out = ksl("lora", "--lr", "0.01")
+    trials = pd.read_csv(project / "results" / "calibration" / "en-ca-s0.csv")
+    assert len(trials) == 3 and "lora" in set(trials["method"])  # added to the embed trials, not replacing them
+    markdown = (project / "results" / "calibration.md").read_text()
+    assert "en-ca, seed 0" in markdown and "| lora | 0.01 |" in markdown and "4 dev pairs" in markdown
+    assert (project / "results" / "calibration.png").stat().st_size > 5000
+    assert "wrote " in out
+    assert params == yaml.safe_load((project / "params.yaml").read_text())  # the trials never touch params.yaml
+    assert not list((project / "models").glob("en-ca*"))  # nor the pipeline's outputs
