@@ -114,3 +114,14 @@ def test_ksl_calibrate_trains_each_lr_and_keeps_every_trial(tmp_path, tiny_model
     assert "wrote " in out
     assert params == yaml.safe_load((project / "params.yaml").read_text())  # the trials never touch params.yaml
     assert not list((project / "models").glob("en-ca*"))  # nor the pipeline's outputs
+
+    # Choose lora's lr in params.yaml, then redraw: the table marks the new value, and nothing trains.
+    params["baseline"]["lora"]["lr"] = 0.01
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    ksl("--redraw")
+    lora = [line for line in (project / "results" / "calibration.md").read_text().splitlines() if "| lora |" in line]
+    assert len(lora) == 1 and "params.yaml" in lora[0]
+    assert len(pd.read_csv(project / "results" / "calibration" / "en-ca-s0.csv")) == 3
+    missing = subprocess.run([sys.executable, "-m", "kslottery.cli", "calibrate"], cwd=project, capture_output=True,
+                             text=True, env=env)
+    assert missing.returncode == 2 and "name the METHOD" in missing.stderr

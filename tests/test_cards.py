@@ -33,6 +33,10 @@ def test_the_cards_snippet_loads_what_the_stage_saved(method, tmp_path, tiny_mod
     (tmp_path / method / "README.md").write_text(card)
 
     assert f"# ks-lottery: {method}, en-ca, seed 0" in card and "abc123" in card and "metrics/eval/en-ca/s0/" in card
+    assert "dev split after training" not in card  # no dev scores were measured
+    with_dev = model_card(method, info, {"lr": 0.01}, TRAINING | {"dev_chrf++": 31.5, "dev_bleu": 7.25}, "wheel:x==1",
+                          "base", method, "abc123")
+    assert "- dev split after training: chrF++ 31.5, BLEU 7.25" in with_dev
     snippet = re.search(r"```python\n(.*?)```", card, re.S).group(1)
     assert len([line for line in snippet.splitlines() if not line.startswith("#")]) <= 4  # imports + three lines
     scope = {}

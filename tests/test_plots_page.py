@@ -30,7 +30,8 @@ def test_the_page_loads_nothing_from_the_network(page):
     html = page.read_text(encoding="utf-8")
     assert not re.search(r"<script[^>]+src=", html), "a script is loaded from elsewhere"
     assert "https://cdn" not in html
-    assert "vega-embed" in html and html.count("vegaEmbed(") >= 8  # 7 loss curves and the D histogram
+    # 7 loss curves, 7 dev curves and the D histogram
+    assert "vega-embed" in html and html.count("vegaEmbed(") >= 15
     for image in re.findall(r'<img src="([^"$]+)"', html):
         assert (page.parent / image).is_file(), image
 

@@ -125,11 +125,12 @@ def best_lrs(trials: pd.DataFrame) -> dict[str, float]:
     return {method: float(rows["lr"].iloc[0]) for method, rows in ranked.groupby("method", sort=False)}
 
 
-def to_markdown(trials: pd.DataFrame, pair: str, seed: int, current: dict[str, float], dev_pairs: int) -> str:
+def to_markdown(trials: pd.DataFrame, pair: str, seed: int, current: dict[str, float], dev_pairs: int | None) -> str:
     """The trials of one pair and seed as a table: best dev chrF++ per method in bold, the lr in
     params.yaml marked, and a note where the best lr is at the edge of what was tried."""
     best = best_lrs(trials)
-    lines = [f"### {pair}, seed {seed}: dev chrF++ by learning rate ({dev_pairs} dev pairs)", "",
+    size = f" ({dev_pairs} dev pairs)" if dev_pairs is not None else ""
+    lines = [f"### {pair}, seed {seed}: dev chrF++ by learning rate{size}", "",
              "| method | lr | dev chrF++ | dev BLEU | final train loss | seconds | |",
              "|---|---:|---:|---:|---:|---:|---|"]
     edges = []
@@ -148,8 +149,30 @@ def to_markdown(trials: pd.DataFrame, pair: str, seed: int, current: dict[str, f
     return "\n".join(lines) + "\n"
 
 
+def write_report(out: Path, params: Params, prepared: Path) -> list[Path]:
+    """Redraw out/calibration.md and out/calibration.png from every out/calibration/{pair}-s{seed}.csv
+    (the lrs in `params` marked); return the paths written (none when there are no trials)."""
+    from kslottery import stage
+    from kslottery.corpus import read_pairs
+
+    runs = {path.stem: pd.read_csv(path) for path in sorted((out / "calibration").glob("*-s*.csv"))}
+    if not runs:
+        return []
+    current = {method: params.train_params(method).lr for method in LR_KEYS}
+    sections = []
+    for run, trials in runs.items():
+        pair, seed = run.rsplit("-s", 1)
+        dev = prepared / pair / "dev.tsv"
+        dev_pairs = len(read_pairs(dev)[: params.evaluate.dev_limit]) if dev.is_file() else None
+        sections.append(to_markdown(trials, pair, int(seed), current, dev_pairs))
+    stage.write_text(out / "calibration.md", "\n".join(sections))
+    with stage.atomic_file(out / "calibration.png") as tmp:
+        plot(runs, tmp)
+    return [out / "calibration.md", out / "calibration.png"]
+
+
 def plot(trials_by_run: dict[str, pd.DataFrame], out_png: str | Path) -> None:
-    """Dev chrF++ against lr (log scale), one line per method, one panel per pair and seed."""
+    """Dev chrF++ against lr (log scale), one line per method, one panel per run ("{pair}-s{seed}")."""
     from kslottery.plots import COLOURS, _pyplot
     from kslottery.report import METHOD_LABELS
 
@@ -163,7 +186,8 @@ def plot(trials_by_run: dict[str, pd.DataFrame], out_png: str | Path) -> None:
             top = rows[rows["lr"] == best[method]]
             ax.scatter(top["lr"], top["dev_chrf++"], marker="*", s=180, color=colour, zorder=3)
         ax.set_xscale("log")
-        ax.set_title(f"{run}: dev chrF++ by learning rate (star: best)")
+        pair, seed = run.rsplit("-s", 1)
+        ax.set_title(f"{pair}, seed {seed}: dev chrF++ by learning rate (star: best)")
         ax.set_xlabel("learning rate")
         ax.set_ylabel("dev chrF++ after training")
         ax.legend(fontsize=8)

@@ -1,8 +1,9 @@
 """Model cards: the README.md written into every trained method's output directory.
 
 A card says what the directory holds (method, pair, seed, base model), how it was trained (the
-settings, the training curve's ends, the git revision of the code), and how to load it in three
-lines. Scores are not in it: they come later, from the evaluate stage, and the card names where.
+settings, the training curve's ends, the dev score after training, the git revision of the code),
+and how to load it in three lines. Test scores are not in it: they come later, from the evaluate
+stage, and the card names where.
 """
 
 from __future__ import annotations
@@ -79,6 +80,9 @@ def model_card(method: str, manifest: dict, settings: dict, training: dict, base
     ]
     if method in TOKEN_METHODS:
         lines.append(f"- rows trained: {len(manifest['token_ids'])} (their ids are in `method.json`)")
+    if "dev_chrf++" in training:
+        lines.append(f"- dev split after training: chrF++ {training['dev_chrf++']}, BLEU {training['dev_bleu']} "
+                     f"(the score learning rates are chosen on)")
     lines += [
         f"- code: git revision `{revision}` of the ks-lottery repository",
         "",

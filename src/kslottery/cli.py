@@ -180,7 +180,7 @@ def experiments(repo, exp_json, out, all_commits):
 
 
 @main.command()
-@click.argument("method", type=click.Choice(TRAINED))
+@click.argument("method", required=False, type=click.Choice(TRAINED))
 @click.option("--lr", "lrs", multiple=True, type=click.FloatRange(min=0, min_open=True),
               help="A learning rate to try (repeat the option); default: params' lr / 3.16, lr, lr * 3.16.")
 @click.option("--pair", help="Which pair's data (default: the first of params pairs).")
@@ -188,7 +188,9 @@ def experiments(repo, exp_json, out, all_commits):
 @click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path(dir_okay=False))
 @click.option("--out", default="results", show_default=True, type=click.Path(file_okay=False),
               help="Where calibration/{pair}-s{seed}.csv, calibration.md and calibration.png go.")
-def calibrate(method, lrs, pair, seed, params_path, out):
+@click.option("--redraw", is_flag=True, help="Train nothing: redraw calibration.md and .png from the trials on "
+                                              "file (e.g. after setting the chosen lrs in params.yaml).")
+def calibrate(method, lrs, pair, seed, params_path, out, redraw):
     """Train METHOD at several learning rates and compare their dev chrF++ (never the test set).
 
     \b
@@ -197,20 +199,27 @@ def calibrate(method, lrs, pair, seed, params_path, out):
     data/prepared/PAIR and, for ticket/random-k/frequent-k, the tickets (run `dvc repro` first).
       ksl calibrate embed                      # lr / 3.16, lr, lr * 3.16
       ksl calibrate lora --lr 3e-4 --lr 3e-3   # add two more trials to the table
-    Then set the best lr in params.yaml and `dvc repro`.
+    Then set the best lr in params.yaml, `ksl calibrate --redraw`, and `dvc repro`.
     """
     import pandas as pd
     import yaml
 
     from kslottery import stage
-    from kslottery.calibrate import (LR_KEYS, check_trial_inputs, default_grid, lr_key, merge_trials, plot,
-                                     run_trial, to_markdown)
-    from kslottery.corpus import read_pairs
+    from kslottery.calibrate import check_trial_inputs, default_grid, lr_key, merge_trials, run_trial, write_report
 
     try:
-        params = load_params(params_path)
+        params = load_params(params_path, check_model=not redraw)
     except ParamsError as err:
         raise click.ClickException(str(err)) from None
+    if redraw:
+        written = write_report(Path(out), params, Path("data/prepared"))
+        if not written:
+            raise click.ClickException(f"no trials under {Path(out) / 'calibration'}; run `ksl calibrate METHOD` first")
+        click.echo(Path(written[0]).read_text(encoding="utf-8"))
+        click.echo("wrote " + ", ".join(map(str, written)))
+        return
+    if method is None:
+        raise click.UsageError("name the METHOD to calibrate (or pass --redraw)")
     pair = pair or params.pairs[0]
     current = params.train_params(method).lr
     lrs = sorted(set(lrs)) if lrs else default_grid(current)
@@ -235,16 +244,9 @@ def calibrate(method, lrs, pair, seed, params_path, out):
         stage.write_text(csv, trials.to_csv(index=False))  # after every trial: a stopped sweep keeps its results
         click.echo(f"{method} lr {lr:g}: dev chrF++ {row['dev_chrf++']:.2f}, BLEU {row['dev_bleu']:.2f} "
                    f"({row['seconds']} s)")
-    runs = {path.stem: pd.read_csv(path) for path in sorted(csv.parent.glob("*-s*.csv"))}
-    currents = {m: params.train_params(m).lr for m in LR_KEYS}
-    dev_pairs = len(read_pairs(data / "dev.tsv")[: params.evaluate.dev_limit])
-    markdown = "\n".join(to_markdown(frame, run.rsplit("-s", 1)[0], int(run.rsplit("-s", 1)[1]), currents,
-                                      dev_pairs) for run, frame in runs.items())
-    stage.write_text(Path(out) / "calibration.md", markdown)
-    with stage.atomic_file(Path(out) / "calibration.png") as tmp:
-        plot(runs, tmp)
-    click.echo(markdown)
-    click.echo(f"wrote {csv}, {Path(out) / 'calibration.md'}, {Path(out) / 'calibration.png'}")
+    written = write_report(Path(out), params, Path("data/prepared"))
+    click.echo(Path(written[0]).read_text(encoding="utf-8"))
+    click.echo("wrote " + ", ".join(map(str, [csv, *written])))
 
 
 @main.command()
