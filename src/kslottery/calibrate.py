@@ -25,6 +25,7 @@ import pandas as pd
 import yaml
 
 from kslottery import KSLotteryError
+from kslottery.methods import TOKEN_METHODS
 from kslottery.params import Params
 
 # Where each trained method's learning rate lives in params.yaml (the controls use the ticket's).
@@ -79,7 +80,7 @@ def check_trial_inputs(params: Params, method: str, pair: str, seed: int, base: 
         problems.append(f"{dev} holds no pairs; set data.dev_size > 0 and rerun prepare-data")
     if params.evaluate.dev_limit == 0:
         problems.append("evaluate.dev_limit is 0 (no dev evaluation); set it to null or a number of dev pairs")
-    if method in ("ticket", "random-k", "frequent-k") and not tickets.is_file():
+    if method in TOKEN_METHODS and not tickets.is_file():
         problems.append(f"{tickets} does not exist; {method} trains the tickets' rows: "
                         f"run `dvc repro ks-select@{pair}-{seed}` first")
     if problems:
@@ -97,7 +98,7 @@ def run_trial(raw_params: dict, method: str, lr: float, pair: str, seed: int, ba
                    "--method", method, "--seed", str(seed), "--base", str(base), "--data", str(data),
                    "--out", str(scratch / "model"), "--metrics", str(scratch / "metrics.json"),
                    "--loss-csv", str(scratch / "loss.csv"), "--dev-csv", str(scratch / "dev.csv")]
-        if method in ("ticket", "random-k", "frequent-k"):
+        if method in TOKEN_METHODS:
             command += ["--tickets", str(tickets)]
         start = time.perf_counter()
         finished = subprocess.run(command)  # its log and progress bars go to the terminal
