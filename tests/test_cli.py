@@ -68,6 +68,10 @@ def test_every_stage_is_a_ksl_command_with_its_own_help(tmp_path):
         if name != "table":  # `ksl table` prints the table from the committed metrics
             result = runner.invoke(main, [name, "--help"])
             assert result.exit_code == 0 and f"Usage: ksl {name}" in result.output and "--params" in result.output
+    for name in main.list_commands(None):  # the hand-typed ones too: calibrate, tickets, translate, use, ...
+        result = runner.invoke(main, [name, "--help"])
+        usage = result.output.splitlines()[0] if result.output else ""
+        assert result.exit_code == 0 and usage.startswith("Usage: ") and f" {name}" in usage, name
     # Arguments reach the stage, and its refusals come out as one line and a non-zero exit.
     (tmp_path / "corpus.tsv").write_text("One.\tU.\n", encoding="utf-8")
     result = runner.invoke(main, ["prepare-data", "--params", str(REPO / "params.yaml"), "--pair", "en-ca",
