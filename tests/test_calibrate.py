@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from kslottery.calibrate import (LR_KEYS, CalibrationError, best_lrs, check_trial_inputs, default_grid,
-                                 merge_trials, to_markdown, with_lr)
+                                 merge_trials, read_trials, to_markdown, with_lr)
 from kslottery.cli import TRAINED
 from kslottery.methods import TRAINED_METHODS
 from kslottery.params import load_params
@@ -72,12 +72,28 @@ def test_missing_inputs_are_named_before_any_training(tmp_path, tiny_model_dir):
     project = stage_project(tmp_path, tiny_model_dir, {})
     params = load_params(project / "params.yaml", check_model=False)
     with pytest.raises(CalibrationError) as err:
-        check_trial_inputs(params, "ticket", "en-ro", 0, tmp_path / "nowhere", tmp_path / "nodata",
+        check_trial_inputs(params, "ticket", "en-ro", 7, tmp_path / "nowhere", tmp_path / "nodata",
                            tmp_path / "tickets.json")
     message = str(err.value)
-    for fix in ("pair 'en-ro' is not in params pairs", "dvc repro prepare-model", "dvc repro prepare-data@en-ro",
-                "dvc repro ks-select@en-ro-0"):
+    for fix in ("pair 'en-ro' is not in params pairs", "seed 7 is not in params seeds [0]", "dvc repro prepare-model",
+                "dvc repro prepare-data@en-ro", "dvc repro ks-select@en-ro-7"):
         assert fix in message, fix
+    # A dev split of a single pair is enough; an empty one is named.
+    dev = project / "data" / "dev.tsv"
+    dev.write_text(dev.read_text().splitlines()[0] + "\n")
+    check_trial_inputs(params, "embed", "en-ca", 0, project / "base", project / "data", tmp_path / "tickets.json")
+    dev.write_text("")
+    with pytest.raises(CalibrationError, match="dev.tsv holds no pairs"):
+        check_trial_inputs(params, "embed", "en-ca", 0, project / "base", project / "data", tmp_path / "tickets.json")
+
+
+def test_a_file_that_is_not_a_trial_table_is_refused(tmp_path):
+    assert read_trials(tmp_path / "none.csv") is None
+    (tmp_path / "other.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(CalibrationError, match="lacks the columns"):
+        read_trials(tmp_path / "other.csv")
+    merge_trials(None, [row("embed", 0.01, 20.0)]).to_csv(tmp_path / "trials.csv", index=False)
+    assert read_trials(tmp_path / "trials.csv")["dev_chrf++"].tolist() == [20.0]
 
 
 def test_ksl_calibrate_trains_each_lr_and_keeps_every_trial(tmp_path, tiny_model_dir):

@@ -25,6 +25,7 @@ import pandas as pd
 import yaml
 
 from kslottery import KSLotteryError
+from kslottery.corpus import read_pairs
 from kslottery.methods import TOKEN_METHODS
 from kslottery.params import Params
 
@@ -71,12 +72,14 @@ def check_trial_inputs(params: Params, method: str, pair: str, seed: int, base: 
     problems = []
     if pair not in params.pairs:
         problems.append(f"pair {pair!r} is not in params pairs {list(params.pairs)}")
+    if seed not in params.seeds:
+        problems.append(f"seed {seed} is not in params seeds {list(params.seeds)}")
     if not base.is_dir():
         problems.append(f"{base} does not exist; run `dvc repro prepare-model` first")
     dev = data / "dev.tsv"
     if not dev.is_file():
         problems.append(f"{dev} does not exist; run `dvc repro prepare-data@{pair}` first")
-    elif len(dev.read_text(encoding="utf-8").splitlines()) < 2:
+    elif not read_pairs(dev):
         problems.append(f"{dev} holds no pairs; set data.dev_size > 0 and rerun prepare-data")
     if params.evaluate.dev_limit == 0:
         problems.append("evaluate.dev_limit is 0 (no dev evaluation); set it to null or a number of dev pairs")
@@ -110,6 +113,17 @@ def run_trial(raw_params: dict, method: str, lr: float, pair: str, seed: int, ba
     return {"method": method, "lr": lr, "dev_chrf++": metrics["dev_chrf++"], "dev_bleu": metrics["dev_bleu"],
             "final_loss": metrics["final_loss"], "trainable_params": metrics["trainable_params"],
             "seconds": round(time.perf_counter() - start)}
+
+
+def read_trials(csv: Path) -> pd.DataFrame | None:
+    """The trials on file (None when there are none yet); a file without the trial columns is refused."""
+    if not csv.is_file():
+        return None
+    trials = pd.read_csv(csv)
+    if missing := [c for c in COLUMNS if c not in trials.columns]:
+        raise CalibrationError(f"{csv} lacks the columns {missing}: not a `ksl calibrate` trial file; "
+                               "move it away (or pass another --out)")
+    return trials
 
 
 def merge_trials(old: pd.DataFrame | None, new: list[dict]) -> pd.DataFrame:
@@ -154,9 +168,8 @@ def write_report(out: Path, params: Params, prepared: Path) -> list[Path]:
     """Redraw out/calibration.md and out/calibration.png from every out/calibration/{pair}-s{seed}.csv
     (the lrs in `params` marked); return the paths written (none when there are no trials)."""
     from kslottery import stage
-    from kslottery.corpus import read_pairs
 
-    runs = {path.stem: pd.read_csv(path) for path in sorted((out / "calibration").glob("*-s*.csv"))}
+    runs = {path.stem: read_trials(path) for path in sorted((out / "calibration").glob("*-s*.csv"))}
     if not runs:
         return []
     current = {method: params.train_params(method).lr for method in LR_KEYS}
@@ -174,10 +187,10 @@ def write_report(out: Path, params: Params, prepared: Path) -> list[Path]:
 
 def plot(trials_by_run: dict[str, pd.DataFrame], out_png: str | Path) -> None:
     """Dev chrF++ against lr (log scale), one line per method, one panel per run ("{pair}-s{seed}")."""
-    from kslottery.plots import COLOURS, _pyplot
+    from kslottery.plots import COLOURS, label_axes, pyplot, save_png
     from kslottery.report import METHOD_LABELS
 
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(trials_by_run), figsize=(6.5 * len(trials_by_run), 4.2), squeeze=False)
     for ax, (run, trials) in zip(axes[0], sorted(trials_by_run.items())):
         best = best_lrs(trials)
@@ -188,11 +201,6 @@ def plot(trials_by_run: dict[str, pd.DataFrame], out_png: str | Path) -> None:
             ax.scatter(top["lr"], top["dev_chrf++"], marker="*", s=180, color=colour, zorder=3)
         ax.set_xscale("log")
         pair, seed = run.rsplit("-s", 1)
-        ax.set_title(f"{pair}, seed {seed}: dev chrF++ by learning rate (star: best)")
-        ax.set_xlabel("learning rate")
-        ax.set_ylabel("dev chrF++ after training")
-        ax.legend(fontsize=8)
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out_png, dpi=110, format="png")
-    plt.close(fig)
+        label_axes(ax, f"{pair}, seed {seed}: dev chrF++ by learning rate (star: best)", "learning rate",
+                   "dev chrF++ after training")
+    save_png(fig, out_png, dpi=110)

@@ -201,18 +201,21 @@ def calibrate(method, lrs, pair, seed, params_path, out, redraw):
       ksl calibrate lora --lr 3e-4 --lr 3e-3   # add two more trials to the table
     Then set the best lr in params.yaml, `ksl calibrate --redraw`, and `dvc repro`.
     """
-    import pandas as pd
     import yaml
 
     from kslottery import stage
-    from kslottery.calibrate import check_trial_inputs, default_grid, lr_key, merge_trials, run_trial, write_report
+    from kslottery.calibrate import (check_trial_inputs, default_grid, lr_key, merge_trials, read_trials, run_trial,
+                                     write_report)
 
     try:
         params = load_params(params_path, check_model=not redraw)
     except ParamsError as err:
         raise click.ClickException(str(err)) from None
     if redraw:
-        written = write_report(Path(out), params, Path("data/prepared"))
+        try:
+            written = write_report(Path(out), params, Path("data/prepared"))
+        except KSLotteryError as err:
+            raise click.ClickException(str(err)) from None
         if not written:
             raise click.ClickException(f"no trials under {Path(out) / 'calibration'}; run `ksl calibrate METHOD` first")
         click.echo(Path(written[0]).read_text(encoding="utf-8"))
@@ -225,13 +228,13 @@ def calibrate(method, lrs, pair, seed, params_path, out, redraw):
     lrs = sorted(set(lrs)) if lrs else default_grid(current)
     base, data = Path("models/base"), Path("data/prepared") / pair
     tickets = Path("models") / pair / f"s{seed}" / "tickets.json"
+    csv = Path(out) / "calibration" / f"{pair}-s{seed}.csv"
     try:
         check_trial_inputs(params, method, pair, seed, base, data, tickets)
+        trials = read_trials(csv)
     except KSLotteryError as err:
         raise click.ClickException(str(err)) from None
     raw = yaml.safe_load(Path(params_path).read_text(encoding="utf-8"))
-    csv = Path(out) / "calibration" / f"{pair}-s{seed}.csv"
-    trials = pd.read_csv(csv) if csv.is_file() else None
     click.echo(f"calibrating {method} ({lr_key(method)} = {current:g} in {params_path}) on {pair} dev, "
                f"lrs {', '.join(f'{lr:g}' for lr in lrs)}")
     for lr in lrs:

@@ -20,13 +20,30 @@ COLOURS = {"full": "#4c72b0", "embed": "#55a868", "lora": "#c44e52", "prefix": "
            "frequent-k": "#da8bc3", "ticket": "#dd8452"}
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the file-only Agg backend (no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def label_axes(ax, title: str, xlabel: str, ylabel: str) -> None:
+    """Title, axis labels, a small legend and a light grid: the finish every line plot here shares."""
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+
+
+def save_png(fig, out_png: str | Path, dpi: int = 120) -> None:
+    """Write the figure as a PNG (also to a path without .png, e.g. an atomic temporary) and close it."""
+    fig.tight_layout()
+    fig.savefig(out_png, dpi=dpi, format="png")
+    pyplot().close(fig)
 
 
 def read_losses(train_dir: str | Path, pairs, seeds) -> dict[str, dict[str, pd.DataFrame]]:
@@ -44,7 +61,7 @@ def plot_losses(train_dir: str | Path, pairs, seeds, out_png: str | Path) -> boo
     curves = read_losses(train_dir, set(pairs), set(seeds))
     if not curves:
         return False
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(curves), figsize=(6.5 * len(curves), 4.2), squeeze=False)
     for ax, (pair, methods) in zip(axes[0], sorted(curves.items())):
         for method in _methods(set(methods)):
@@ -53,14 +70,9 @@ def plot_losses(train_dir: str | Path, pairs, seeds, out_png: str | Path) -> boo
             ax.plot(mean.index, mean, color=colour, alpha=0.2, linewidth=0.8)
             ax.plot(mean.index, mean.rolling(10, min_periods=1).mean(), color=colour, linewidth=1.8,
                     label=METHOD_LABELS.get(method, method))
-        ax.set_title(f"{pair}: training loss" + (f" (mean of {len(seeds)} seeds)" if len(seeds) > 1 else ""))
-        ax.set_xlabel("optimizer step")
-        ax.set_ylabel("loss on target tokens")
-        ax.legend(fontsize=8)
-        ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out_png, dpi=120, format="png")
-    plt.close(fig)
+        label_axes(ax, f"{pair}: training loss" + (f" (mean of {len(seeds)} seeds)" if len(seeds) > 1 else ""),
+                   "optimizer step", "loss on target tokens")
+    save_png(fig, out_png)
     return True
 
 
@@ -75,7 +87,7 @@ def plot_ks_histogram(ks_dir: str | Path, pairs, seeds, out_png: str | Path) -> 
                 break  # the first seed: one panel per pair
     if not panels:
         return False
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.2), squeeze=False)
     for ax, (pair, seed, histogram, summary) in zip(axes[0], panels):
         width = histogram["D"].diff().min() if len(histogram) > 1 else 0.01
@@ -93,7 +105,5 @@ def plot_ks_histogram(ks_dir: str | Path, pairs, seeds, out_png: str | Path) -> 
         ax.set_ylabel("rows")
         ax.set_title(f"{pair} seed {seed}: {summary['n_moved']:,} of {summary['vocab_size']:,} rows moved")
         ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out_png, dpi=120, format="png")
-    plt.close(fig)
+    save_png(fig, out_png)
     return True
