@@ -2,7 +2,7 @@
 
 A LlamaForCausalLM with LLaMA-7B's shape (vocabulary 32000, hidden 4096, 32 heads, MLP 11008, untied
 lm_head; `--layers` decoder layers, 32 for the whole 7B) in bf16 on the GPU (float32 on a CPU),
-trained embedding-only through the real loop (kslottery.methods.prepare_embed: a float32 copy of the
+trained embedding-only through the real loop (kslottery.surgery.prepare_embed: a float32 copy of the
 embedding in a bf16 model; kslottery.train.train: AdamW) on random sequences; then the KS test of
 every row before vs after (kslottery.ks.ks_2samp_rows, on the device the rows are on). Prints the
 training tokens/s, seconds per step, peak GPU memory, and the KS time for the 32000 rows, and writes
@@ -22,8 +22,8 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from kslottery.ks import ks_2samp_rows
-from kslottery.methods import prepare_embed
-from kslottery.params import TrainParams
+from kslottery.surgery import prepare_embed
+from kslottery.params import TrainSettings
 from kslottery.prompts import IGNORE_INDEX, Example
 from kslottery.train import train
 from report import machine, write_section  # bench/report.py
@@ -66,7 +66,7 @@ def main() -> None:
     before = model.get_input_embeddings().weight.detach().float().clone()
     model = prepare_embed(model)
     data = random_examples(vocab, 4 * args.batch_size, prompt, target)
-    params = TrainParams(lr=1e-4, steps=steps, batch_size=args.batch_size, max_length=prompt + target)
+    params = TrainSettings(lr=1e-4, steps=steps, batch_size=args.batch_size, max_length=prompt + target)
     if device == "cuda":
         torch.cuda.reset_peak_memory_stats()
     result = train(model, data, params, pad_token_id=0, seed=0, desc="llama-shape embed")

@@ -34,8 +34,8 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 import kslottery.train as train_module
-from kslottery.methods import prepare_embed, prepare_tokens
-from kslottery.params import TrainParams
+from kslottery.surgery import prepare_embed, prepare_tokens
+from kslottery.params import TrainSettings
 from kslottery.prompts import IGNORE_INDEX, Example
 from report import machine, write_section  # bench/report.py
 
@@ -86,7 +86,7 @@ def run_variant(variant: str, vocab: int, hidden: int, steps: int) -> dict:
         model = prepare_embed(model)
         embedding_tensors = [model.get_input_embeddings().weight]  # (V, d)
     else:
-        model = prepare_tokens(model, ticket_rows)
+        model = prepare_tokens(model, rows=ticket_rows)
         layer = model.get_input_embeddings()
         embedding_tensors = list(layer.trainable_tokens_delta.values())  # (k, d)
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -118,7 +118,7 @@ def run_variant(variant: str, vocab: int, hidden: int, steps: int) -> dict:
         return optimizer
 
     train_module.make_optimizer = recording_optimizer
-    params = TrainParams(lr=1e-2, steps=steps, batch_size=BATCH, optimizer="adamw", weight_decay=0.0,
+    params = TrainSettings(lr=1e-2, steps=steps, batch_size=BATCH, optimizer="adamw", weight_decay=0.0,
                          max_length=LENGTH, log_every=1)
     result = train_module.train(model, examples(vocab, ticket_rows), params, pad_token_id=0, desc=variant)
     peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux; read before the check

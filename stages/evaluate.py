@@ -1,4 +1,4 @@
-"""DVC stage evaluate: translate the test split with one method's model and score it."""
+"""DVC stages evaluate and evaluate-base: translate the test split with one method's model and score it."""
 
 from pathlib import Path
 
@@ -6,17 +6,16 @@ import click
 
 from kslottery import stage
 from kslottery.corpus import read_pairs
-from kslottery.methods import TRAINED_METHODS, load_trained, read_manifest
+from kslottery.evaluation import decode_and_score, write_translations
+from kslottery.methods import BASE, NAMES
 from kslottery.models import saved_parameter_count
-from kslottery.prompts import format_prompt
-from kslottery.scoring import score
-from kslottery.translate import translate
+from kslottery.surgery import load_trained, read_manifest
 
 
 @click.command()
 @click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path())
 @click.option("--pair", required=True)
-@click.option("--method", required=True, type=click.Choice(("base", *TRAINED_METHODS)),
+@click.option("--method", required=True, type=click.Choice(NAMES),
               help="Name recorded in the metrics; must be what --model holds.")
 @click.option("--base", required=True, type=click.Path(exists=True), help="Base model directory (prepare-model).")
 @click.option("--model", "method_dir", type=click.Path(exists=True), help="What the method trained; omit for the base model.")
@@ -25,22 +24,18 @@ from kslottery.translate import translate
 @click.option("--translations", required=True, type=click.Path(), help="TSV of source, reference, hypothesis.")
 def main(params_path, pair, method, base, method_dir, data, out, translations):
     params = stage.start(params_path, "evaluate", pair)
-    manifest = read_manifest(method_dir) if method_dir else {"method": "base", "trainable_params": 0}
+    manifest = read_manifest(method_dir) if method_dir else {"method": BASE, "trainable_params": 0}
     if manifest["method"] != method:
         raise click.ClickException(f"--method {method} but {method_dir or 'no --model'} holds {manifest['method']!r}; "
                                    "pass the directory that method wrote (or no --model for base)")
     test = read_pairs(Path(data) / "test.tsv")[: params.evaluate.limit]
     model, tokenizer = load_trained(base, method_dir, merge=True)
-    prompts = [format_prompt(params.prompt.template, pair, p.source) for p in test]
-    hypotheses = translate(model, tokenizer, prompts, params.evaluate.batch_size, params.evaluate.max_new_tokens,
-                           desc=f"translate {pair} {method}", num_beams=params.evaluate.num_beams)
-    references = [p.target for p in test]
-    scores = score(hypotheses, references, params.evaluate.spbleu_tokenizer)
-    trainable = manifest["trainable_params"]
+    hypotheses, scores = decode_and_score(model, tokenizer, test, pair, params.prompt.template, params.evaluate,
+                                          desc=f"translate {pair} {method}")
     total = saved_parameter_count(base)  # the base model's size, whatever the method adds
     stage.write_json(out, {"pair": pair, "method": method, "seed": manifest.get("seed"), **scores,
-                           "trainable_params": trainable, "total_params": total})
-    stage.write_translations(translations, test, hypotheses)
+                           "trainable_params": manifest["trainable_params"], "total_params": total})
+    write_translations(translations, test, hypotheses)
     stage.log.info("%s %s: BLEU %.2f, chrF++ %.2f on %d sentences", pair, method, scores["bleu"], scores["chrf++"], len(test))
 
 

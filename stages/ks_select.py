@@ -1,20 +1,20 @@
-"""DVC stage ks-select@pair: KS-test every embedding row before vs after tuning; keep the tickets."""
+"""DVC stage ks-select@pair-seed: KS-test every embedding row before vs after tuning; keep the tickets."""
 
 import click
-import numpy as np
 
 from kslottery import stage
 from kslottery.certify import critical_statistic
-from kslottery.ks import ks_2samp_rows, row_shift, select_tickets
-from kslottery.methods import load_embedding
+from kslottery.ks import ks_2samp_rows
 from kslottery.models import load_saved, top_k_problem
+from kslottery.surgery import load_embedding
+from kslottery.tickets import histogram_csv, row_shift, select_tickets
 
 
 @click.command()
 @click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path())
 @click.option("--pair", required=True)
 @click.option("--base", required=True, type=click.Path(exists=True), help="Base model directory (prepare-model).")
-@click.option("--embed", required=True, type=click.Path(exists=True), help="embed-finetune output directory.")
+@click.option("--embed", required=True, type=click.Path(exists=True), help="The embedding-tuned output (finetune@PAIR-SEED-embed).")
 @click.option("--out", required=True, type=click.Path(), help="tickets.json to write.")
 @click.option("--metrics", required=True, type=click.Path(),
               help="Selection summary JSON (counts, and the ticket ids and tokens that the table compares).")
@@ -44,17 +44,6 @@ def main(params_path, pair, base, embed, out, metrics, histogram):
     stage.log.info("%s: %d tickets at alpha %g (%d rows significant, %d moved, of %d)", pair, record["n_tickets"],
                    params.alpha, record["n_significant"], record["n_moved"], record["vocab_size"])
     stage.log.info("first tickets: %s", " ".join(repr(s) for s in strings[:20]))
-
-
-def histogram_csv(statistic: np.ndarray, ticket_ids: np.ndarray) -> str:
-    """One line per distinct D among the moved rows (D only takes the values h/d): how many rows, how
-    many of them tickets."""
-    moved = statistic > 0
-    is_ticket = np.zeros(len(statistic), dtype=bool)
-    is_ticket[ticket_ids] = True
-    values, which, rows = np.unique(statistic[moved], return_inverse=True, return_counts=True)
-    tickets = np.bincount(which, weights=is_ticket[moved], minlength=len(values)).astype(int)
-    return "D,rows,tickets\n" + "".join(f"{d:.6f},{r},{t}\n" for d, r, t in zip(values, rows, tickets))
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from kslottery.cards import model_card
-from kslottery.methods import load_trained, prepare, save_trained
+from kslottery.surgery import load_trained, prepare, save_trained
 from kslottery.models import load_saved, load_source_model, save_model
 from kslottery.params import BaselineParams, FullParams, LoraParams, ModelParams, PrefixParams
 

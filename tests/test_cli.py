@@ -9,7 +9,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from kslottery.cli import main
-from kslottery.methods import prepare_tokens, save_trained
+from kslottery.surgery import prepare_tokens, save_trained
 from kslottery.models import load_saved, load_source_model, save_model
 from kslottery.params import ModelParams
 

@@ -15,7 +15,7 @@ import yaml
 from safetensors.torch import load_file
 
 from conftest import stage_project
-from kslottery.methods import prepare_embed, prepare_tokens
+from kslottery.surgery import prepare_embed, prepare_tokens
 from kslottery.models import load_source_model
 from kslottery.params import ModelParams
 
@@ -126,7 +126,7 @@ def test_ticket_rows_of_a_bf16_model_train_in_float32(bf16_model):
 
 
 def test_the_embedding_of_a_bf16_model_trains_in_float32(bf16_model, tmp_path):
-    from kslottery.methods import load_embedding, save_trained
+    from kslottery.surgery import load_embedding, save_trained
 
     model = prepare_embed(bf16_model)
     assert model.get_input_embeddings()(torch.tensor([[5]])).dtype == torch.bfloat16  # the layers see bf16

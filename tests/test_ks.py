@@ -1,12 +1,10 @@
-import json
-
 import numpy as np
 import pytest
 import scipy.stats
 import torch
 
 from kslottery import ks
-from kslottery.ks import exact_pvalue, exact_pvalues, ks_2samp_rows, row_shift, select_tickets
+from kslottery.ks import exact_pvalue, exact_pvalues, ks_2samp_rows
 
 
 def scipy_rows(before, after):
@@ -167,57 +165,3 @@ def test_bad_input_is_refused():
         ks._ecdf_gaps_torch(torch.zeros(2, 2), torch.tensor([[0.0, 0.0], [np.nan, 1.0]]))  # the GPU path's check
     with pytest.raises(ValueError, match="empty"):
         ks_2samp_rows(np.zeros((2, 0)), np.zeros((2, 0)))
-
-
-def test_select_tickets_orders_by_p_and_caps():
-    statistic = np.array([0.0, 0.5, 0.9, 0.5, 0.2])
-    pvalue = np.array([1.0, 0.01, 0.001, 0.01, 0.2])
-    tickets = select_tickets(statistic, pvalue, alpha=0.05)
-    assert tickets.token_ids.tolist() == [2, 1, 3]  # by p; equal p -> lower id first (equal D)
-    assert tickets.n_significant == 3 and tickets.n_moved == 4
-    capped = select_tickets(statistic, pvalue, alpha=0.05, top_k=2)
-    assert capped.token_ids.tolist() == [2, 1] and capped.n_significant == 3
-    assert select_tickets(statistic, pvalue, alpha=0.0001).token_ids.tolist() == []
-    with pytest.raises(ValueError):
-        select_tickets(statistic, pvalue, alpha=1.5)
-
-
-def test_ranking_by_d_equals_ranking_by_p_and_l2_ranks_by_distance():
-    rng = np.random.default_rng(5)
-    before = rng.normal(size=(300, 32))
-    after = before.copy()
-    moved = rng.choice(300, size=120, replace=False)
-    after[moved] += rng.normal(scale=rng.uniform(0.05, 2.0, size=(120, 1)), size=(120, 32))
-    after[moved[:40]] = before[moved[:40]] + 3.0  # whole rows shifted: D near 1
-    after[moved[40:60], :12] += 50.0  # a third of the values moved far: D = 12/32, p ~ 0.02, large l2
-    statistic, pvalue = ks_2samp_rows(before, after)
-    shift = row_shift(before, after)
-    by_p = select_tickets(statistic, pvalue, 0.05, top_k=30, shift=shift)
-    by_d = select_tickets(statistic, pvalue, 0.05, top_k=30, rank_by="D", shift=shift)
-    by_l2 = select_tickets(statistic, pvalue, 0.05, top_k=30, rank_by="l2", shift=shift)
-    # same d for every row: p is a non-increasing function of D, so the two orders coincide
-    assert by_p.token_ids.tolist() == by_d.token_ids.tolist()
-    assert np.all(np.diff(by_l2.shift) <= 0) and by_l2.n_significant == by_p.n_significant
-    significant = np.flatnonzero(pvalue < 0.05)
-    assert set(by_l2.token_ids) == set(significant[np.argsort(-shift[significant], kind="stable")][:30])
-    assert set(by_l2.token_ids) != set(by_p.token_ids)  # the ablation does choose other rows here
-    full = select_tickets(statistic, pvalue, 0.05, rank_by="l2", shift=shift)
-    assert set(full.token_ids) == set(significant)  # without top_k: same set, other order
-    with pytest.raises(ValueError, match="needs the row shifts"):
-        select_tickets(statistic, pvalue, 0.05, rank_by="l2")
-    with pytest.raises(ValueError, match="unknown"):
-        select_tickets(statistic, pvalue, 0.05, rank_by="L1", shift=shift)
-
-
-def test_ticket_record_is_json_ready():
-    tickets = select_tickets(np.array([0.9, 0.1]), np.array([0.001, 0.9]), alpha=0.05, shift=np.array([2.5, 0.1]))
-    record = tickets.record(["▁hola"], alpha=0.05, top_k=None, rank_by="p", vocab_size=2)
-    assert record["n_tickets"] == 1 and record["rank_by"] == "p"
-    assert record["tickets"] == [{"token_id": 0, "token": "▁hola", "D": 0.9, "p": 0.001, "l2": 2.5}]
-
-
-def test_ticket_record_writes_null_for_an_unknown_shift():
-    tickets = select_tickets(np.array([0.9, 0.1]), np.array([0.001, 0.9]), alpha=0.05)  # no shift given
-    record = tickets.record(["▁hola"], alpha=0.05, top_k=None, rank_by="p", vocab_size=2)
-    assert record["tickets"][0]["l2"] is None
-    assert '"l2": null' in json.dumps(record, allow_nan=False)  # valid JSON: no NaN

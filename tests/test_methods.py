@@ -1,183 +1,67 @@
-"""Surgery invariants: what trains, what stays bit-identical, and that adapters round-trip."""
+"""The method registry is the one place per method: dvc.yaml, params.yaml and the surgery agree
+with it, and no other module spells out a method's name."""
 
-import pytest
-import torch
-from peft import PeftModel
+import ast
+import inspect
+from pathlib import Path
 
-from kslottery.ks import most_frequent_rows, random_rows
-from kslottery.methods import load_trained, prepare, prepare_embed, prepare_tokens, save_trained
-from kslottery.models import load_saved, load_source_model, save_model
-from kslottery.params import BaselineParams, FullParams, LoraParams, ModelParams, PrefixParams, TrainParams
-from kslottery.prompts import encode_pairs
-from kslottery.train import train
-from conftest import tiny_pairs
+import yaml
 
-TEMPLATE = "Translate this from {src} to {tgt}:\n{src}: {source}\n{tgt}:"
-TRAIN = TrainParams(lr=0.05, steps=4, batch_size=4, max_length=64)
-BASELINE = BaselineParams(steps=4, batch_size=4, full=FullParams(lr=0.01), lora=LoraParams(lr=0.01, r=2),
-                          prefix=PrefixParams(lr=0.01, tokens=3))
+from kslottery import surgery
+from kslottery.methods import (KS_SOURCE, METHODS, NAMES, SECTIONS, TICKETS, TOKEN_METHODS, TRAINED, method,
+                               order)
+from kslottery.params import load_params
+
+REPO = Path(__file__).resolve().parents[1]
 
 
-def base_dir(tmp_path, tiny_model_dir):
-    model, tokenizer = load_source_model(ModelParams(source=str(tiny_model_dir)))
-    save_model(model, tokenizer, tmp_path / "base")
-    return tmp_path / "base"
+def matrix_methods(stage: str) -> list[str]:
+    return yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"][stage]["matrix"]["method"]
 
 
-def examples(tokenizer):
-    from kslottery.corpus import SentencePair
-
-    pairs = [SentencePair(s, t) for s, t in tiny_pairs(16)]
-    return encode_pairs(tokenizer, pairs, "en-ca", TEMPLATE, 64)
-
-
-def snapshot(model):
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+def test_dvc_yaml_trains_and_evaluates_exactly_the_registered_methods():
+    plain = [m for m in TRAINED if m not in TOKEN_METHODS]
+    assert sorted(matrix_methods("finetune")) == sorted(plain), "finetune: the trained methods that need no tickets"
+    assert sorted(matrix_methods("ticket-finetune")) == sorted(TOKEN_METHODS), "ticket-finetune: the token methods"
+    assert sorted(matrix_methods("evaluate")) == sorted(TRAINED), "evaluate: every trained method"
 
 
-def test_embed_trains_only_the_input_embedding(tmp_path, tiny_model_dir):
-    model, tokenizer = load_saved(base_dir(tmp_path, tiny_model_dir))
-    before = snapshot(model)
-    model = prepare_embed(model)
-    trainable = [n for n, p in model.named_parameters() if p.requires_grad]
-    assert trainable == ["model.embed_tokens.weight"]
-    result = train(model, examples(tokenizer), TRAIN, tokenizer.pad_token_id)
-    assert result.trainable_params == model.get_input_embeddings().weight.numel()
-    after = snapshot(model)
-    for key in before:
-        if key == "model.embed_tokens.weight":
-            assert not torch.equal(before[key], after[key])
-        else:
-            assert torch.equal(before[key], after[key]), key
+def test_every_trained_method_has_a_surgery_a_section_and_a_way_to_be_saved():
+    for entry in METHODS:
+        if not entry.trains:
+            assert entry.surgery is None and entry.saved_as is None and entry.rows is None, entry.name
+            continue
+        prepare = getattr(surgery, entry.surgery)
+        assert list(inspect.signature(prepare).parameters) == ["model", "settings", "rows"], entry.surgery
+        assert entry.section in SECTIONS and entry.saved_as in ("embedding", "adapter", "model"), entry.name
+        assert entry.rows in (None, "tickets", "random", "frequent"), entry.name
+    assert method(KS_SOURCE).saved_as == "embedding" and method(TICKETS).rows == "tickets"
+    assert len({m.colour for m in METHODS}) == len(METHODS) and len({m.label for m in METHODS}) == len(METHODS)
 
 
-def test_untrained_ticket_adapter_is_the_identity(tmp_path, tiny_model_dir):
-    model, tokenizer = load_saved(base_dir(tmp_path, tiny_model_dir))
-    ids = torch.tensor([[3, 10, 42, 7]])
-    expected = model(ids).logits
-    wrapped = prepare_tokens(model, [10, 42])
-    assert torch.equal(wrapped(ids).logits, expected)
+def test_params_yaml_has_a_train_section_per_registered_section():
+    for path in (REPO / "params.yaml", *sorted((REPO / "configs").glob("*.yaml"))):
+        raw = yaml.safe_load(path.read_text())
+        if "train" not in raw:
+            continue  # an accelerate config
+        assert SECTIONS.keys() <= raw["train"].keys(), path
+        params = load_params(path)
+        for name in TRAINED:
+            assert params.train_settings(name).lr == raw["train"][method(name).section]["lr"], (path, name)
 
 
-def test_ticket_training_changes_only_ticket_rows(tmp_path, tiny_model_dir):
-    base = base_dir(tmp_path, tiny_model_dir)
-    model, tokenizer = load_saved(base)
-    data = examples(tokenizer)
-    used = sorted({t for e in data for t in e.input_ids})
-    ticket = used[:5]
-    original = snapshot(model)
-    wrapped = prepare_tokens(model, ticket)
-    trainable = [p for p in wrapped.parameters() if p.requires_grad]
-    assert sum(p.numel() for p in trainable) == len(ticket) * model.config.hidden_size  # only k rows
-    train(wrapped, data, TRAIN, tokenizer.pad_token_id)
-    save_trained(wrapped, "ticket", tmp_path / "ticket", {"trainable_params": 5 * 16})
-
-    loaded, _ = load_trained(base, tmp_path / "ticket")
-    assert isinstance(loaded, PeftModel)
-    merged = loaded.merge_and_unload()
-    state = snapshot(merged)
-    embedding_before = original["model.embed_tokens.weight"]
-    embedding_after = state["model.embed_tokens.weight"]
-    changed = (embedding_before != embedding_after).any(dim=1).nonzero().flatten().tolist()
-    assert changed and set(changed) <= set(ticket)
-    for key in original:
-        if key != "model.embed_tokens.weight":
-            assert torch.equal(original[key], state[key]), key  # every other weight bit-identical
+def test_order_is_the_registry_order_with_strangers_last():
+    assert order(["ticket", "zeta", "base", "alpha"]) == ["base", "ticket", "alpha", "zeta"]
 
 
-def test_embed_save_and_load_round_trip(tmp_path, tiny_model_dir):
-    base = base_dir(tmp_path, tiny_model_dir)
-    model, tokenizer = load_saved(base)
-    model = prepare_embed(model)
-    train(model, examples(tokenizer), TRAIN, tokenizer.pad_token_id)
-    save_trained(model, "embed", tmp_path / "embed", {"trainable_params": 1})
-    loaded, _ = load_trained(base, tmp_path / "embed")
-    assert torch.equal(loaded.get_input_embeddings().weight, model.get_input_embeddings().weight)
-
-
-def test_full_trains_everything_and_round_trips(tmp_path, tiny_model_dir):
-    base = base_dir(tmp_path, tiny_model_dir)
-    model, tokenizer = load_saved(base)
-    before = snapshot(model)
-    model = prepare("full", model, BASELINE)
-    result = train(model, examples(tokenizer), TRAIN, tokenizer.pad_token_id)
-    assert result.trainable_params == result.total_params
-    after = snapshot(model)
-    assert not torch.equal(before["model.layers.0.self_attn.q_proj.weight"], after["model.layers.0.self_attn.q_proj.weight"])
-    save_trained(model, "full", tmp_path / "full", {"trainable_params": result.trainable_params})
-    loaded, _ = load_trained(base, tmp_path / "full")
-    ids = torch.tensor([[3, 10, 42]])
-    assert torch.equal(loaded(ids).logits, model(ids).logits)
-
-
-@pytest.mark.parametrize("method", ["lora", "prefix"])
-def test_adapters_train_only_their_own_weights(tmp_path, tiny_model_dir, method):
-    base = base_dir(tmp_path, tiny_model_dir)
-    model, tokenizer = load_saved(base)
-    before = snapshot(model)
-    wrapped = prepare(method, model, BASELINE)
-    trainable = [n for n, p in wrapped.named_parameters() if p.requires_grad]
-    marker = "lora_" if method == "lora" else "prompt_encoder"
-    assert trainable and all(marker in n for n in trainable), trainable
-    result = train(wrapped, examples(tokenizer), TRAIN, tokenizer.pad_token_id)
-    if method == "lora":
-        config = model.config
-        kv = config.num_key_value_heads * (config.hidden_size // config.num_attention_heads)
-        expected = 2 * BASELINE.lora.r * ((16 + 16) + (16 + kv))  # per layer: q (16->16) and v (16->kv)
-    else:
-        expected = BASELINE.prefix.tokens * 2 * model.config.num_hidden_layers * (
-            model.config.num_key_value_heads * (model.config.hidden_size // model.config.num_attention_heads))
-    assert result.trainable_params == expected
-    for key, value in snapshot(wrapped.get_base_model()).items():
-        original = key.replace(".base_layer", "")
-        if original in before:
-            assert torch.equal(before[original], value), key  # the base stays bit-identical
-    save_trained(wrapped, method, tmp_path / method, {"trainable_params": result.trainable_params})
-    loaded, _ = load_trained(base, tmp_path / method, merge=True)
-    assert isinstance(loaded, PeftModel) == (method == "prefix")  # LoRA merges, prefix cannot
-
-
-def test_control_rows_are_chosen_as_documented():
-    rows = random_rows(vocab_size=1000, k=20, seed=3)
-    assert len(set(rows.tolist())) == 20 and rows.min() >= 0 and rows.max() < 1000
-    assert rows.tolist() == random_rows(1000, 20, seed=3).tolist() != random_rows(1000, 20, seed=4).tolist()
-    counts = {5: 10, 7: 3, 9: 10, 11: 1}
-    assert most_frequent_rows(counts, 3).tolist() == [5, 9, 7]  # by count, ties by smaller id
-    assert most_frequent_rows(counts, 10).tolist() == [5, 9, 7, 11]
-    with pytest.raises(ValueError):
-        random_rows(10, 11, seed=0)
-
-
-def test_certify_keeping_every_moved_row_agrees_fully(tmp_path, tiny_model_dir):
-    from kslottery.certify import accuracy, agreement, greedy_next_tokens, keep_rows
-
-    base = base_dir(tmp_path, tiny_model_dir)
-    model, tokenizer = load_saved(base)
-    data = examples(tokenizer)
-    original = model.get_input_embeddings().weight.detach().clone()
-    train(prepare_embed(model), data, TRAIN, tokenizer.pad_token_id)
-    tuned = model.get_input_embeddings().weight.detach().clone()
-    moved = (tuned != original).any(dim=1).nonzero().flatten().tolist()
-    tuned_predictions = greedy_next_tokens(model, data, tokenizer.pad_token_id, 4, "tuned")
-
-    with torch.no_grad():
-        model.get_input_embeddings().weight.copy_(keep_rows(original, tuned, moved))  # revert nothing that moved
-    assert agreement(tuned_predictions, greedy_next_tokens(model, data, tokenizer.pad_token_id, 4, "all")) == 1.0
-
-    with torch.no_grad():
-        model.get_input_embeddings().weight.copy_(keep_rows(original, tuned, []))  # revert everything: the base
-    base_predictions = greedy_next_tokens(model, data, tokenizer.pad_token_id, 4, "none")
-    assert agreement(tuned_predictions, base_predictions) < 1.0
-    assert accuracy(tuned_predictions, data) > accuracy(base_predictions, data)  # tuning learned something
-
-
-def test_lora_initialisation_is_seeded_by_the_stage_seed(tmp_path, tiny_model_dir):
-    base = base_dir(tmp_path, tiny_model_dir)
-    weights = []
-    for _ in range(2):
-        model, _ = load_saved(base)
-        torch.rand(7)  # whatever ran before must not matter once the stage seeds
-        torch.manual_seed(0)
-        wrapped = prepare("lora", model, BASELINE)
-        weights.append({k: v.clone() for k, v in wrapped.named_parameters() if "lora_A" in k})
-    assert weights[0].keys() == weights[1].keys() and all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+def test_no_module_but_the_registry_names_a_method():
+    """A method's name as a string literal anywhere in src/ or stages/ is a second list of methods
+    in the making: read it from kslottery.methods instead."""
+    offenders = []
+    for path in sorted([*(REPO / "src/kslottery").glob("*.py"), *(REPO / "stages").glob("*.py")]):
+        if path.name == "methods.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and node.value in NAMES:
+                offenders.append(f"{path.relative_to(REPO)}:{node.lineno}: {node.value!r}")
+    assert not offenders, offenders

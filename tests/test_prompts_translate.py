@@ -50,7 +50,7 @@ def test_batched_translation_equals_one_at_a_time(tiny_model_dir, tmp_path):
 
 @pytest.mark.parametrize("method", ["prefix", "ticket"])
 def test_adapted_models_translate_batched_as_one_at_a_time(tiny_model_dir, tmp_path, method):
-    from kslottery.methods import load_trained, prepare, save_trained
+    from kslottery.surgery import load_trained, prepare, save_trained
     from kslottery.params import BaselineParams, FullParams, LoraParams, PrefixParams
 
     model, tokenizer = load_source_model(ModelParams(source=str(tiny_model_dir)))
@@ -87,7 +87,7 @@ def _generate_until_stop(model, batch, stop_ids, max_new_tokens, pad_token_id):
 def test_greedy_drops_finished_rows_and_equals_generate(tiny_model_dir, tmp_path, method):
     """Rows that stop early leave the batch (and the KV cache); the tokens are still those of
     transformers' generate, for the plain model and for unmerged adapters."""
-    from kslottery.methods import prepare
+    from kslottery.surgery import prepare
     from kslottery.params import BaselineParams, FullParams, LoraParams, PrefixParams
     from kslottery.translate import greedy
 

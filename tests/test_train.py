@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from kslottery.corpus import SentencePair
-from kslottery.methods import prepare_embed
+from kslottery.surgery import prepare_embed
 from kslottery.models import load_saved, load_source_model, save_model
 from kslottery.params import ModelParams, TrainParams
 from kslottery.prompts import encode_pairs
@@ -114,7 +114,7 @@ def test_target_loss_is_the_causal_lm_loss_with_fewer_logits(tiny, method):
     logits, through peft wrappers too, and its gradient is the same."""
     from functools import partial
 
-    from kslottery.methods import prepare
+    from kslottery.surgery import prepare
     from kslottery.params import BaselineParams, FullParams, LoraParams, PrefixParams
     from kslottery.prompts import collate
     from kslottery.train import target_loss

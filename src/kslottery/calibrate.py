@@ -16,7 +16,6 @@ import copy
 import json
 import math
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,20 +24,12 @@ import pandas as pd
 import yaml
 
 from kslottery import KSLotteryError
+from kslottery.atomic import atomic_file, write_text
 from kslottery.corpus import read_pairs
-from kslottery.methods import TOKEN_METHODS
+from kslottery.launch import accelerate_command, config_problems, stages_dir
+from kslottery.methods import TRAINED, label, method as registry_entry
 from kslottery.params import Params
 
-# Where each trained method's learning rate lives in params.yaml (the controls use the ticket's).
-LR_KEYS = {
-    "embed": ("embed_finetune", "lr"),
-    "ticket": ("ticket_finetune", "lr"),
-    "random-k": ("ticket_finetune", "lr"),
-    "frequent-k": ("ticket_finetune", "lr"),
-    "full": ("baseline", "full", "lr"),
-    "lora": ("baseline", "lora", "lr"),
-    "prefix": ("baseline", "prefix", "lr"),
-}
 COLUMNS = ["method", "lr", "dev_chrf++", "dev_bleu", "final_loss", "trainable_params", "seconds"]
 
 
@@ -47,17 +38,15 @@ class CalibrationError(KSLotteryError, RuntimeError):
 
 
 def lr_key(method: str) -> str:
-    return ".".join(LR_KEYS[method])
+    """Where `method`'s learning rate lives in params.yaml: train.<section>.lr (the controls share
+    the ticket's section)."""
+    return f"train.{registry_entry(method).section}.lr"
 
 
 def with_lr(raw: dict, method: str, lr: float) -> dict:
     """A copy of the raw params mapping with `method`'s learning rate set to `lr`."""
     changed = copy.deepcopy(raw)
-    *parents, leaf = LR_KEYS[method]
-    node = changed
-    for key in parents:
-        node = node[key]
-    node[leaf] = lr
+    changed["train"][registry_entry(method).section]["lr"] = lr
     return changed
 
 
@@ -81,9 +70,10 @@ def check_trial_inputs(params: Params, method: str, pair: str, seed: int, base: 
         problems.append(f"{dev} does not exist; run `dvc repro prepare-data@{pair}` first")
     elif not read_pairs(dev):
         problems.append(f"{dev} holds no pairs; set data.dev_size > 0 and rerun prepare-data")
+    problems += config_problems(params.accelerate)
     if params.evaluate.dev_limit == 0:
         problems.append("evaluate.dev_limit is 0 (no dev evaluation); set it to null or a number of dev pairs")
-    if method in TOKEN_METHODS and not tickets.is_file():
+    if registry_entry(method).needs_tickets and not tickets.is_file():
         problems.append(f"{tickets} does not exist; {method} trains the tickets' rows: "
                         f"run `dvc repro ks-select@{pair}-{seed}` first")
     if problems:
@@ -91,17 +81,17 @@ def check_trial_inputs(params: Params, method: str, pair: str, seed: int, base: 
 
 
 def run_trial(raw_params: dict, method: str, lr: float, pair: str, seed: int, base: Path, data: Path,
-              tickets: Path, script: Path, accelerate_config: str) -> dict:
+              tickets: Path, accelerate_config: str) -> dict:
     """Train `method` at `lr` with the stage script in a scratch directory; return its row."""
     with tempfile.TemporaryDirectory(prefix=f"ksl-calibrate-{method}-") as scratch:
         scratch = Path(scratch)
         (scratch / "params.yaml").write_text(yaml.safe_dump(with_lr(raw_params, method, lr), sort_keys=False))
-        command = [sys.executable, "-m", "accelerate.commands.launch", "--quiet", "--config_file",
-                   accelerate_config, str(script), "--params", str(scratch / "params.yaml"), "--pair", pair,
-                   "--method", method, "--seed", str(seed), "--base", str(base), "--data", str(data),
-                   "--out", str(scratch / "model"), "--metrics", str(scratch / "metrics.json"),
-                   "--loss-csv", str(scratch / "loss.csv"), "--dev-csv", str(scratch / "dev.csv")]
-        if method in TOKEN_METHODS:
+        command = accelerate_command(
+            accelerate_config, stages_dir() / "finetune.py", "--params", str(scratch / "params.yaml"), "--pair", pair,
+            "--method", method, "--seed", str(seed), "--base", str(base), "--data", str(data),
+            "--out", str(scratch / "model"), "--metrics", str(scratch / "metrics.json"),
+            "--loss-csv", str(scratch / "loss.csv"), "--dev-csv", str(scratch / "dev.csv"))
+        if registry_entry(method).needs_tickets:
             command += ["--tickets", str(tickets)]
         start = time.perf_counter()
         finished = subprocess.run(command)  # its log and progress bars go to the terminal
@@ -167,38 +157,35 @@ def to_markdown(trials: pd.DataFrame, pair: str, seed: int, current: dict[str, f
 def write_report(out: Path, params: Params, prepared: Path) -> list[Path]:
     """Redraw out/calibration.md and out/calibration.png from every out/calibration/{pair}-s{seed}.csv
     (the lrs in `params` marked); return the paths written (none when there are no trials)."""
-    from kslottery import stage
-
     runs = {path.stem: read_trials(path) for path in sorted((out / "calibration").glob("*-s*.csv"))}
     if not runs:
         return []
-    current = {method: params.train_params(method).lr for method in LR_KEYS}
+    current = {method: params.train_settings(method).lr for method in TRAINED}
     sections = []
     for run, trials in runs.items():
         pair, seed = run.rsplit("-s", 1)
         dev = prepared / pair / "dev.tsv"
         dev_pairs = len(read_pairs(dev)[: params.evaluate.dev_limit]) if dev.is_file() else None
         sections.append(to_markdown(trials, pair, int(seed), current, dev_pairs))
-    stage.write_text(out / "calibration.md", "\n".join(sections))
-    with stage.atomic_file(out / "calibration.png") as tmp:
+    write_text(out / "calibration.md", "\n".join(sections))
+    with atomic_file(out / "calibration.png") as tmp:
         plot(runs, tmp)
     return [out / "calibration.md", out / "calibration.png"]
 
 
 def plot(trials_by_run: dict[str, pd.DataFrame], out_png: str | Path) -> None:
     """Dev chrF++ against lr (log scale), one line per method, one panel per run ("{pair}-s{seed}")."""
-    from kslottery.plots import COLOURS, label_axes, pyplot, save_png
-    from kslottery.report import METHOD_LABELS
+    from kslottery.methods import colour
+    from kslottery.plots import label_axes, pyplot, save_png
 
     plt = pyplot()
     fig, axes = plt.subplots(1, len(trials_by_run), figsize=(6.5 * len(trials_by_run), 4.2), squeeze=False)
     for ax, (run, trials) in zip(axes[0], sorted(trials_by_run.items())):
         best = best_lrs(trials)
         for method, rows in trials.groupby("method"):
-            colour = COLOURS.get(method)
-            ax.plot(rows["lr"], rows["dev_chrf++"], marker="o", color=colour, label=METHOD_LABELS.get(method, method))
+            ax.plot(rows["lr"], rows["dev_chrf++"], marker="o", color=colour(method), label=label(method))
             top = rows[rows["lr"] == best[method]]
-            ax.scatter(top["lr"], top["dev_chrf++"], marker="*", s=180, color=colour, zorder=3)
+            ax.scatter(top["lr"], top["dev_chrf++"], marker="*", s=180, color=colour(method), zorder=3)
         ax.set_xscale("log")
         pair, seed = run.rsplit("-s", 1)
         label_axes(ax, f"{pair}, seed {seed}: dev chrF++ by learning rate (star: best)", "learning rate",

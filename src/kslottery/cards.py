@@ -11,17 +11,8 @@ from __future__ import annotations
 import json
 import subprocess
 
-from kslottery.methods import ADAPTER_METHODS, EMBEDDING_FILE, TOKEN_METHODS
-
-WHAT = {
-    "embed": "the whole input-embedding matrix after embedding-only tuning (every other weight frozen)",
-    "ticket": "the KS-Lottery winning tickets: only the embedding rows whose KS shift was significant were trained",
-    "random-k": "a control: as many embedding rows as the ticket, drawn at random from the vocabulary",
-    "frequent-k": "a control: as many embedding rows as the ticket, the most frequent target tokens",
-    "full": "full fine-tuning: every weight trained; a whole model",
-    "lora": "a LoRA adapter (peft)",
-    "prefix": "a prefix-tuning adapter (peft)",
-}
+from kslottery.methods import method as registry_entry
+from kslottery.surgery import EMBEDDING_FILE
 
 
 def git_revision() -> str:
@@ -35,15 +26,16 @@ def git_revision() -> str:
 
 def load_snippet(method: str, base_dir: str, out_dir: str) -> str:
     """Three lines of Python that load what `method` saved in out_dir."""
-    if method == "full":
+    saved_as = registry_entry(method).saved_as
+    if saved_as == "model":
         return (f'from transformers import AutoModelForCausalLM, AutoTokenizer\n'
                 f'model = AutoModelForCausalLM.from_pretrained("{out_dir}")\n'
                 f'tokenizer = AutoTokenizer.from_pretrained("{base_dir}")')
-    if method == "embed":
-        return (f'from kslottery.methods import load_trained\n'
+    if saved_as == "embedding":
+        return (f'from kslottery.surgery import load_trained\n'
                 f'model, tokenizer = load_trained("{base_dir}", "{out_dir}")  # the base model, this embedding copied in\n'
                 f'# or by hand: model.get_input_embeddings().weight.data = safetensors.torch.load_file("{out_dir}/{EMBEDDING_FILE}")["weight"]')
-    assert method in ADAPTER_METHODS, method
+    assert saved_as == "adapter", method
     return (f'from peft import PeftModel\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\n'
             f'model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained("{base_dir}"), "{out_dir}")\n'
             f'tokenizer = AutoTokenizer.from_pretrained("{base_dir}")')
@@ -53,16 +45,17 @@ def model_card(method: str, manifest: dict, settings: dict, training: dict, base
                out_dir: str, revision: str) -> str:
     """The README.md of a trained method's directory (deterministic for a given revision)."""
     pair, seed = manifest["pair"], manifest["seed"]
+    entry = registry_entry(method)
     lines = [
         "---",
-        "library_name: " + ("transformers" if method in ("full", "embed") else "peft"),
+        "library_name: " + ("peft" if entry.saved_as == "adapter" else "transformers"),
         f"base_model: {base_dir}",
         "tags: [ks-lottery, translation, " + method + "]",
         "---",
         "",
         f"# ks-lottery: {method}, {pair}, seed {seed}",
         "",
-        f"This directory holds {WHAT[method]}, trained to translate {pair} (prompt plus target, loss on the",
+        f"This directory holds {entry.description}, trained to translate {pair} (prompt plus target, loss on the",
         f"target only). Base model: `{base_dir}`, prepared from `{base_source}` with its output layer untied.",
         "",
         "## Load it",
@@ -78,7 +71,7 @@ def model_card(method: str, manifest: dict, settings: dict, training: dict, base
         f"{training['final_loss']} over the last ten",
         f"- settings: `{json.dumps(settings, sort_keys=True)}`",
     ]
-    if method in TOKEN_METHODS:
+    if entry.needs_tickets:
         lines.append(f"- rows trained: {len(manifest['token_ids'])} (their ids are in `method.json`)")
     if "dev_chrf++" in training:
         lines.append(f"- dev split after training: chrF++ {training['dev_chrf++']}, BLEU {training['dev_bleu']} "

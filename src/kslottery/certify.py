@@ -238,3 +238,22 @@ def reverted_shift_summary(before: np.ndarray, after: np.ndarray, ticket_rows) -
         "ticket_l2_mean": float(ticket_l2.mean()) if tickets.size else 0.0,
     }
     return {k: v if isinstance(v, int) else _significant(v) for k, v in summary.items()}
+
+
+def shift_certificate(before: np.ndarray, after: np.ndarray, ticket_rows, alpha: float) -> dict:
+    """What certify reverts, and what the KS statistic proves about it (docs/certification.md).
+
+    before, after: (V, d) base and embedding-tuned input embeddings; ticket_rows: the ticket ids.
+    Returns reverted_shift_summary's measurements plus `critical_D` (the smallest D that is a ticket
+    at level alpha) and `reverted_rows_below_T3_bound`: how many of the reverted (moved, non-ticket)
+    rows moved too little for their D to reach critical_D at all (T3), i.e. are non-tickets by size
+    alone, whatever the shape of their move.
+    """
+    before = np.asarray(before)
+    after = np.asarray(after)
+    reverted = (before != after).any(axis=1)  # (V,)
+    reverted[np.asarray(list(ticket_rows), dtype=np.int64)] = False
+    d_crit = critical_statistic(before.shape[1], alpha)
+    below = int((ks_shift_bound(before[reverted], after[reverted]) < d_crit).sum())
+    return {"critical_D": round(d_crit, 6), "reverted_rows_below_T3_bound": below,
+            **reverted_shift_summary(before, after, ticket_rows)}

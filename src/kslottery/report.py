@@ -20,18 +20,8 @@ from pathlib import Path
 
 import pandas as pd
 
-# Row order of the table: the paper's, methods not run are simply absent.
-METHOD_ORDER = ["base", "full", "embed", "lora", "prefix", "random-k", "frequent-k", "ticket"]
-METHOD_LABELS = {
-    "base": "base (zero-shot)",
-    "full": "full fine-tuning",
-    "embed": "embedding only",
-    "lora": "LoRA",
-    "prefix": "prefix-tuning",
-    "random-k": "random k rows",
-    "frequent-k": "most frequent k rows",
-    "ticket": "KS tickets",
-}
+from kslottery.methods import BASE, TICKETS, label, order
+
 SCORES = {"bleu": "BLEU", "chrf++": "chrF++"}
 SEED_DIR = re.compile(r"^s(\d+)(\.json)?$")
 
@@ -69,10 +59,6 @@ def _eval_records(eval_dir: str | Path, pairs=None, seeds=None) -> list[dict]:
     return records
 
 
-def _methods(present: set[str]) -> list[str]:
-    return [m for m in METHOD_ORDER if m in present] + sorted(present - set(METHOD_ORDER))
-
-
 def build_table(records: list[dict]) -> pd.DataFrame:
     """Wide table: index = method label; columns = params, '%', then '{pair} BLEU', '{pair} chrF++'
     (means over seeds), '{pair} BLEU std' ... when some method ran with several seeds, and the
@@ -83,9 +69,9 @@ def build_table(records: list[dict]) -> pd.DataFrame:
     mean, std = grouped[list(SCORES)].mean(), grouped[list(SCORES)].std(ddof=1)  # std: NaN for one seed
     several_seeds = bool((grouped.size() > 1).any())
     rows = []
-    for method in _methods(set(frame["method"])):
+    for method in order(set(frame["method"])):
         subset = frame[frame["method"] == method]
-        row = {"method": METHOD_LABELS.get(method, method),
+        row = {"method": label(method),
                "trainable params": int(subset["trainable_params"].max()),
                "% of full": 100.0 * subset["trainable_params"].max() / subset["total_params"].max(),
                "seeds": _count_range(grouped.size()[method])}
@@ -209,7 +195,7 @@ def read_translations(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, sep="\t", quoting=csv.QUOTE_NONE, keep_default_na=False, dtype=str)
 
 
-def significance(eval_dir: str | Path, pair: str, seed: int, baseline: str = "ticket") -> pd.DataFrame | None:
+def significance(eval_dir: str | Path, pair: str, seed: int, baseline: str = TICKETS) -> pd.DataFrame | None:
     """Every method's BLEU and chrF++ on the test set of (pair, seed) with a 95% confidence interval,
     and the p-value of its difference from `baseline`: sacrebleu's paired bootstrap resampling of the
     test sentences (1000 resamples, sacrebleu's fixed seed, so the table is reproducible).
@@ -218,7 +204,7 @@ def significance(eval_dir: str | Path, pair: str, seed: int, baseline: str = "ti
     from sacrebleu.significance import PairedTest
 
     eval_dir = Path(eval_dir)
-    paths = {"base": eval_dir / pair / "base.translations.tsv"}
+    paths = {BASE: eval_dir / pair / f"{BASE}.translations.tsv"}
     paths |= {p.name.removesuffix(".translations.tsv"): p
               for p in sorted((eval_dir / pair / f"s{seed}").glob("*.translations.tsv"))}
     paths = {m: p for m, p in paths.items() if p.is_file()}
@@ -230,7 +216,7 @@ def significance(eval_dir: str | Path, pair: str, seed: int, baseline: str = "ti
         if frame["reference"].tolist() != references:
             raise ValueError(f"{paths[method]}: its references differ from {paths[baseline]}'s; "
                              "the methods were not evaluated on the same test set")
-    order = [baseline] + [m for m in _methods(set(frames)) if m != baseline]
+    order = [baseline] + [m for m in order(set(frames)) if m != baseline]
     systems = [(m, frames[m]["hypothesis"].tolist()) for m in order]
     metrics = {"BLEU": BLEU(), "chrF++": CHRF(word_order=2)}
     _, results = PairedTest(systems, metrics, [references], test_type="bs", n_samples=BOOTSTRAP_SAMPLES)()
@@ -257,13 +243,13 @@ def uncertainty_markdown(eval_dir: str | Path, pairs=None, seeds=None) -> str:
             if frame is None:
                 continue
             table = pd.DataFrame({
-                "method": [METHOD_LABELS.get(m, m) for m in frame["method"]],
+                "method": [label(m) for m in frame["method"]],
                 "BLEU (95% CI)": [f"{s:.2f} ± {c:.2f}" for s, c in zip(frame["BLEU"], frame["BLEU ci"])],
-                "p vs KS tickets (BLEU)": [_p(p) for p in frame["BLEU p"]],
+                f"p vs {label(TICKETS)} (BLEU)": [_p(p) for p in frame["BLEU p"]],
                 "chrF++ (95% CI)": [f"{s:.2f} ± {c:.2f}" for s, c in zip(frame["chrF++"], frame["chrF++ ci"])],
-                "p vs KS tickets (chrF++)": [_p(p) for p in frame["chrF++ p"]],
+                f"p vs {label(TICKETS)} (chrF++)": [_p(p) for p in frame["chrF++ p"]],
             })
-            n = len(read_translations(eval_dir / pair / f"s{seed}" / "ticket.translations.tsv"))
+            n = len(read_translations(eval_dir / pair / f"s{seed}" / f"{TICKETS}.translations.tsv"))
             out.append(f"Uncertainty, {pair} seed {seed}: sacrebleu paired bootstrap over the {n} test sentences "
                        f"({BOOTSTRAP_SAMPLES} resamples): each score with the half-width of its 95% confidence "
                        "interval, and the p-value of its difference from the KS tickets (small: the difference "
@@ -298,7 +284,7 @@ def summary(eval_dir: str | Path, certify_dir: str | Path | None = None, ks_dir:
     result: dict = {}
     for pair in sorted({r["pair"] for r in evaluations}):
         entry = result.setdefault(pair, {})
-        for method in _methods({r["method"] for r in evaluations if r["pair"] == pair}):
+        for method in order({r["method"] for r in evaluations if r["pair"] == pair}):
             runs = [r for r in evaluations if r["pair"] == pair and r["method"] == method]
             leaf = {"bleu": mean(runs, "bleu"), "chrf++": mean(runs, "chrf++")}
             if len(runs) > 1:
@@ -321,11 +307,9 @@ def summary(eval_dir: str | Path, certify_dir: str | Path | None = None, ks_dir:
 def plot_scores(table: pd.DataFrame, out_png: Path) -> None:
     """Horizontal bars of chrF++ per method (first pair, or the average), labelled with #params;
     error bars of one standard deviation over seeds where there are several."""
-    import matplotlib
+    from kslottery.plots import pyplot, save_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     column = "avg chrF++" if "avg chrF++" in table else next(c for c in table if c.endswith("chrF++"))
     errors = table[f"{column} std"][::-1].fillna(0) if f"{column} std" in table else None
     fig, ax = plt.subplots(figsize=(7, 0.5 * len(table) + 1.2))
@@ -335,6 +319,4 @@ def plot_scores(table: pd.DataFrame, out_png: Path) -> None:
     ax.set_xlabel(column)
     ax.set_xlim(0, max(table[column].max() * 1.35, 1))
     ax.set_title("Translation quality by method")
-    fig.tight_layout()
-    fig.savefig(out_png, dpi=120, format="png")
-    plt.close(fig)
+    save_png(fig, out_png)

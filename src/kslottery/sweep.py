@@ -4,7 +4,7 @@ Input is the JSON of `dvc exp show --json` (the workspace, each commit shown, an
 experiments, each with its params.yaml values and metrics/summary.json). Output:
 
 * a table with one row per experiment: the params that differ between experiments (the swept
-  ones: alpha, ks.rank_by, ks.top_k, embed_finetune.optimizer, ...), then per pair the ticket count
+  ones: alpha, ks.rank_by, ks.top_k, train.embed.lr, ...), then per pair the ticket count
   and chrF++/BLEU of the tickets and of the methods they are measured against;
 * a plot of tickets and chrF++ against alpha, when alpha was swept.
 """
@@ -19,8 +19,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from kslottery.methods import KS_SOURCE, METHODS, TICKETS, colour, label
+
 SUMMARY = "metrics/summary.json"
-COMPARED = ("ticket", "embed", "frequent-k", "random-k")  # the methods an alpha or ranking change moves
+# The methods an alpha or ranking change moves (the token methods), and the embedding they are cut from
+COMPARED = (TICKETS, KS_SOURCE, *(m.name for m in METHODS if m.needs_tickets and m.name != TICKETS))
 SCORES = {"chrf++": "chrF++", "bleu": "BLEU"}
 NOT_RESULTS = ("checkpoint_every",)  # params that change how a run gets there, never its result
 
@@ -117,11 +120,9 @@ def alpha_sweep(table: pd.DataFrame) -> pd.DataFrame:
 def plot_alpha_sweep(table: pd.DataFrame, out_png: str | Path) -> None:
     """Tickets (left axis, log) and chrF++ (right axis) against alpha (log), one line per method,
     over the alpha sweep's rows (`alpha_sweep`)."""
-    import matplotlib
+    from kslottery.plots import pyplot, save_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     table = alpha_sweep(table).sort_values("alpha")
     alpha = table["alpha"].astype(float)
     pairs = sorted({c.split(" ")[0] for c in table if c.endswith(" tickets")})
@@ -133,20 +134,16 @@ def plot_alpha_sweep(table: pd.DataFrame, out_png: str | Path) -> None:
         ax.set_xlabel("alpha")
         ax.set_ylabel("tickets")
         right = ax.twinx()
-        styles = {"ticket": ("o-", "#c44e52"), "frequent-k": ("s--", "#55a868"),
-                  "random-k": ("^:", "#8172b2"), "embed": ("-", "#4c72b0")}
-        for method, (style, color) in styles.items():
+        for method, style in zip(COMPARED, ("o-", "-", "^:", "s--")):
             column = f"{pair} {method} chrF++"
             if column in table:
-                right.plot(alpha, table[column], style, color=color, label=f"{method} chrF++")
+                right.plot(alpha, table[column], style, color=colour(method), label=f"{label(method)} chrF++")
         right.set_ylabel("chrF++")
         handles = ax.get_legend_handles_labels()[0] + right.get_legend_handles_labels()[0]
         ax.legend(handles, [h.get_label() for h in handles], fontsize=8, loc="upper center",
                   bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)  # below the axes, clear of the lines
         ax.set_title(f"{pair}: tickets and translation quality vs alpha")
-    fig.tight_layout()
-    fig.savefig(out_png, dpi=120, format="png")
-    plt.close(fig)
+    save_png(fig, out_png)
 
 
 def to_markdown(table: pd.DataFrame) -> str:

@@ -12,26 +12,19 @@ between them: each takes batch_size / num_processes rows, and the loss is normal
 tokens of the whole batch, so the gradient, the steps and the learning rate are those of one
 process. Only the main process writes (checkpoints here; outputs in the stage).
 
-A run can checkpoint every N steps (`Checkpoint`): the trainable tensors, the optimizer state, the
-losses so far and the RNG state go into one file, written atomically. A rerun of the same run (same
-model weights, examples, settings and seed) finds it, replays the batch order up to that step and
-goes on, ending with the same weights, bit for bit, as a run that was never interrupted.
+With a `Checkpoint` (checkpoint.py) the run saves its state every N steps; a rerun of the same run
+replays the batch order up to the last one and goes on, ending with the same weights, bit for bit.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
 import logging
 import math
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 
 import psutil
 import torch
@@ -40,9 +33,11 @@ from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, DistributedType
 from torch.utils.data import DataLoader
 
-from kslottery.progress import progress
 from kslottery import KSLotteryError
-from kslottery.params import TrainParams
+from kslottery import checkpoint as checkpoints
+from kslottery.checkpoint import Checkpoint
+from kslottery.params import TrainSettings
+from kslottery.progress import progress
 from kslottery.prompts import IGNORE_INDEX, Example, collate
 
 log = logging.getLogger(__name__)
@@ -84,25 +79,7 @@ class TrainResult:
         return ",".join(columns) + "\n" + "".join(",".join(str(row[c]) for c in columns) + "\n" for row in self.dev)
 
 
-@dataclass(frozen=True)
-class Checkpoint:
-    """Where a run saves its state, and how often; `key` names the run beyond what the loop sees
-    (method, pair, rows), so that a checkpoint is never resumed by a different run."""
-
-    path: Path
-    every: int
-    key: str = ""
-
-    def __post_init__(self):
-        if self.every < 1:
-            raise ValueError(f"checkpoint every {self.every} steps: must be >= 1 (pass no checkpoint for none)")
-
-    def discard(self) -> None:
-        """Remove the checkpoint (once the run's outputs are safely written)."""
-        self.path.unlink(missing_ok=True)
-
-
-def make_optimizer(parameters: list[torch.nn.Parameter], params: TrainParams) -> torch.optim.Optimizer:
+def make_optimizer(parameters: list[torch.nn.Parameter], params: TrainSettings) -> torch.optim.Optimizer:
     if params.optimizer == "adamw":
         # One fused kernel instead of a dozen elementwise passes: 6.7x faster AdamW steps for full
         # fine-tuning on CPU. Same update rule, float rounding of another order.
@@ -113,7 +90,7 @@ def make_optimizer(parameters: list[torch.nn.Parameter], params: TrainParams) ->
     raise ValueError(f"unknown optimizer {params.optimizer!r}")
 
 
-def train(model, examples: list[Example], params: TrainParams, pad_token_id: int, seed: int = 0,
+def train(model, examples: list[Example], params: TrainSettings, pad_token_id: int, seed: int = 0,
           desc: str = "train", checkpoint: Checkpoint | None = None,
           evaluate: Callable[[object], dict] | None = None) -> TrainResult:
     """Run `params.steps` optimizer steps on `examples` (batch order drawn from `seed`); returns the losses.
@@ -132,7 +109,7 @@ def train(model, examples: list[Example], params: TrainParams, pad_token_id: int
     log.info("%s: %s trainable of %s parameters (%.4f%%)", desc, f"{result.trainable_params:,}",
              f"{result.total_params:,}", 100 * result.trainable_params / result.total_params)
 
-    run_id = fingerprint(model, examples, params, seed, checkpoint.key) if checkpoint else ""
+    run_id = checkpoints.fingerprint(model, examples, params, seed, checkpoint.key) if checkpoint else ""
     torch.manual_seed(seed)
     accelerator = make_accelerator(params.batch_size)
     processes = accelerator.num_processes
@@ -155,13 +132,14 @@ def train(model, examples: list[Example], params: TrainParams, pad_token_id: int
     stream = _forever(loader)
     first_step = 0
     if checkpoint is not None:
-        first_step, rng = resume(checkpoint, run_id, accelerator.unwrap_model(model), optimizer, result, desc)
-        # Replay the batch order up to the checkpoint, then restore the RNG as it was there (the
-        # data loader draws from it at every pass, so the order of these two matters).
-        for _ in range(first_step):
-            next(stream)
-        if rng is not None:
-            torch.set_rng_state(rng)
+        resumed = checkpoints.resume(checkpoint, run_id, accelerator.unwrap_model(model), optimizer, desc)
+        if resumed is not None:
+            first_step, result.losses[:], result.dev[:] = resumed.step, resumed.losses, resumed.dev
+            # Replay the batch order up to the checkpoint, then restore the RNG as it was there (the
+            # data loader draws from it at every pass, so the order of these two matters).
+            for _ in range(first_step):
+                next(stream)
+            torch.set_rng_state(resumed.rng)
 
     model.train()
     start = time.perf_counter()
@@ -194,7 +172,8 @@ def train(model, examples: list[Example], params: TrainParams, pad_token_id: int
             accelerator.wait_for_everyone()
         if checkpoint is not None and done % checkpoint.every == 0 and done < params.steps:
             if accelerator.is_main_process:
-                save_checkpoint(checkpoint, run_id, done, accelerator.unwrap_model(model), optimizer, result)
+                checkpoints.save(checkpoint, run_id, done, accelerator.unwrap_model(model), optimizer, result.losses,
+                                 result.dev)
             accelerator.wait_for_everyone()
     model.eval()
     accelerator.wait_for_everyone()
@@ -268,79 +247,6 @@ def target_nll(model, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, tor
     targets = next_labels[:, columns]
     nll = F.cross_entropy(logits.float().flatten(0, 1), targets.flatten(), ignore_index=IGNORE_INDEX, reduction="sum")
     return nll, (targets != IGNORE_INDEX).sum()
-
-
-# ---------------------------------------------------------------------------------------------
-# Checkpoints
-
-
-def fingerprint(model, examples: list[Example], params: TrainParams, seed: int, key: str) -> str:
-    """A digest of everything that decides a run's trajectory: settings, seed, examples, the
-    model's starting weights (a strided sample of every tensor: cheap even at 7B) and `key`."""
-    digest = hashlib.blake2b(digest_size=16)
-    settings = {k: v for k, v in dataclasses.asdict(params).items() if k != "log_every"}
-    digest.update(json.dumps({"params": settings, "seed": seed, "key": key}, sort_keys=True).encode())
-    for e in examples:
-        digest.update(repr((e.input_ids, e.labels)).encode())
-    with torch.no_grad():
-        for name, parameter in model.named_parameters():
-            flat = parameter.detach().reshape(-1)
-            sample = flat[:: max(1, flat.numel() // 1024)].to("cpu", torch.float64)
-            digest.update(f"{name}{tuple(parameter.shape)}{parameter.requires_grad}".encode())
-            digest.update(sample.numpy().tobytes())
-    return digest.hexdigest()
-
-
-def save_checkpoint(checkpoint: Checkpoint, run_id: str, step: int, model, optimizer, result: TrainResult) -> None:
-    """Write the state after `step` steps to a temporary file, then rename it over the old one."""
-    state = {
-        "run_id": run_id,
-        "step": step,
-        "losses": list(result.losses),
-        "dev": json.dumps(result.dev),  # a string: torch.load(weights_only=True) reads it back
-        "trainable": {n: p.detach().to("cpu") for n, p in model.named_parameters() if p.requires_grad},
-        "optimizer": optimizer.state_dict(),
-        "rng": torch.get_rng_state(),
-    }
-    checkpoint.path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{checkpoint.path.name}.", suffix=".tmp", dir=checkpoint.path.parent)
-    os.close(fd)
-    try:
-        torch.save(state, tmp)
-        os.replace(tmp, checkpoint.path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def resume(checkpoint: Checkpoint, run_id: str, model, optimizer, result: TrainResult,
-           desc: str) -> tuple[int, torch.Tensor | None]:
-    """Load a matching checkpoint into model, optimizer and result (losses, dev scores); return its
-    step and RNG state ((0, None) when there is none to resume)."""
-    for stale in checkpoint.path.parent.glob(f".{checkpoint.path.name}.*.tmp"):  # a write cut by a kill
-        stale.unlink(missing_ok=True)
-    if not checkpoint.path.is_file():
-        return 0, None
-    try:
-        state = torch.load(checkpoint.path, map_location="cpu", weights_only=True)
-    except Exception as err:  # unreadable: start over rather than fail a run that can still succeed
-        log.warning("%s: ignoring unreadable checkpoint %s (%s); starting from step 0", desc, checkpoint.path, err)
-        return 0, None
-    if state.get("run_id") != run_id:
-        log.warning("%s: %s belongs to another run (other weights, data or settings); starting from step 0",
-                    desc, checkpoint.path)
-        return 0, None
-    trainable = {n: p for n, p in model.named_parameters() if p.requires_grad}
-    if set(trainable) != set(state["trainable"]):
-        raise TrainingError(f"{checkpoint.path}: its tensors do not match the model's trainable ones; delete it")
-    with torch.no_grad():
-        for name, parameter in trainable.items():
-            parameter.copy_(state["trainable"][name])
-    optimizer.load_state_dict(state["optimizer"])
-    result.losses[:] = state["losses"]
-    result.dev[:] = json.loads(state.get("dev", "[]"))
-    log.info("%s: resuming from %s at step %d", desc, checkpoint.path, state["step"])
-    return state["step"], state["rng"]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""The pipeline stage scripts (one per DVC stage); importable as kslottery.stages.NAME."""
