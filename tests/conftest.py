@@ -63,10 +63,10 @@ def tiny_model_dir(tmp_path_factory, tiny_tokenizer) -> Path:
     return out
 
 
-def stage_project(root: Path, tiny_model_dir: Path, embed_finetune: dict, **top_level) -> Path:
+def stage_project(root: Path, tiny_model_dir: Path, train: dict, **top_level) -> Path:
     """What the first stages leave for a training stage: a prepared base model (root/base), splits
-    (root/data) and a params.yaml (the committed one, shrunk; `embed_finetune` and `top_level` keys
-    on top). Returns root."""
+    (root/data) and a params.yaml (the committed one, shrunk; `train` keys on top of its shared
+    train settings, except `lr`, which is the embedding's; `top_level` keys on top). Returns root."""
     import yaml
 
     from kslottery.models import load_source_model, save_model
@@ -83,7 +83,20 @@ def stage_project(root: Path, tiny_model_dir: Path, embed_finetune: dict, **top_
     params.update(alpha=0.5, **top_level)
     params["model"] = {"source": str(root / "base"), "dtype": "float32"}
     params["data"].update(train_size=24, dev_size=4, test_size=8)
-    params["embed_finetune"].update(embed_finetune)
+    shared = dict(train)
+    if "lr" in shared:
+        params["train"]["embed"]["lr"] = shared.pop("lr")
+    params["train"].update(shared)
     params["evaluate"].update(batch_size=4, max_new_tokens=6)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return root
+
+
+def small_section(name: str, lr: float = 1e-3):
+    """A small train.<section> for method `name`, as params.yaml would give it (LoRA rank 2, two
+    prefix tokens)."""
+    from kslottery.methods import SECTIONS, method
+
+    section = method(name).section
+    small = {"lora": {"r": 2}, "prefix": {"tokens": 2}}.get(section, {})
+    return SECTIONS[section](lr=lr, **small)

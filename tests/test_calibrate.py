@@ -10,31 +10,33 @@ import pandas as pd
 import pytest
 import yaml
 
-from kslottery.calibrate import (LR_KEYS, CalibrationError, best_lrs, check_trial_inputs, default_grid,
-                                 merge_trials, read_trials, to_markdown, with_lr)
-from kslottery.cli import TRAINED
-from kslottery.methods import TRAINED_METHODS
+from kslottery.calibrate import (CalibrationError, best_lrs, check_trial_inputs, default_grid, lr_key, merge_trials,
+                                 read_trials, to_markdown, with_lr)
+from kslottery.methods import TRAINED
 from kslottery.params import load_params
 from conftest import stage_project
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("method", TRAINED_METHODS)
+@pytest.mark.parametrize("method", TRAINED)
 def test_with_lr_sets_the_lr_the_method_trains_with(method, tmp_path):
     raw = yaml.safe_load((REPO / "params.yaml").read_text())
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(with_lr(raw, method, 0.123)))
-    changed = load_params(path, check_model=False)
-    original = load_params(REPO / "params.yaml", check_model=False)
-    assert changed.train_params(method).lr == 0.123
-    others = [m for m in TRAINED_METHODS if LR_KEYS[m] != LR_KEYS[method]]
-    assert all(changed.train_params(m).lr == original.train_params(m).lr for m in others)  # nothing else moved
+    changed = load_params(path)
+    original = load_params(REPO / "params.yaml")
+    assert changed.train_settings(method).lr == 0.123
+    others = [m for m in TRAINED if lr_key(m) != lr_key(method)]
+    assert others and all(changed.train_settings(m).lr == original.train_settings(m).lr for m in others)
     assert raw == yaml.safe_load((REPO / "params.yaml").read_text())  # the input is not modified
 
 
-def test_every_trained_method_can_be_calibrated():
-    assert sorted(LR_KEYS) == sorted(TRAINED_METHODS) == sorted(TRAINED)
+def test_each_lr_key_is_a_train_section_of_params_yaml():
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    for method in TRAINED:
+        section = lr_key(method).split(".")
+        assert section[0] == "train" and section[-1] == "lr" and "lr" in raw["train"][section[1]], method
 
 
 def test_default_grid_is_half_a_decade_either_side():
@@ -70,7 +72,7 @@ def test_markdown_marks_the_best_the_current_and_an_edge():
 
 def test_missing_inputs_are_named_before_any_training(tmp_path, tiny_model_dir):
     project = stage_project(tmp_path, tiny_model_dir, {})
-    params = load_params(project / "params.yaml", check_model=False)
+    params = load_params(project / "params.yaml")
     with pytest.raises(CalibrationError) as err:
         check_trial_inputs(params, "ticket", "en-ro", 7, tmp_path / "nowhere", tmp_path / "nodata",
                            tmp_path / "tickets.json")
@@ -132,7 +134,7 @@ def test_ksl_calibrate_trains_each_lr_and_keeps_every_trial(tmp_path, tiny_model
     assert not list((project / "models").glob("en-ca*"))  # nor the pipeline's outputs
 
     # Choose lora's lr in params.yaml, then redraw: the table marks the new value, and nothing trains.
-    params["baseline"]["lora"]["lr"] = 0.01
+    params["train"]["lora"]["lr"] = 0.01
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     ksl("--redraw")
     lora = [line for line in (project / "results" / "calibration.md").read_text().splitlines() if "| lora |" in line]

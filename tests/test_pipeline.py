@@ -49,12 +49,11 @@ def make_project(tmp_path, tiny_model_dir) -> Path:
     params["seeds"] = SEEDS
     params["model"] = {"source": str(tiny_model_dir), "dtype": "float32"}
     params["data"].update(train_size=24, dev_size=4, test_size=8)
-    for stage in ("embed_finetune", "ticket_finetune", "baseline"):
-        params[stage].update(steps=3, batch_size=4, max_length=64)
-    for stage in ("embed_finetune", "ticket_finetune"):
-        params[stage]["lr"] = 0.5
-    params["baseline"]["prefix"]["tokens"] = 2
-    params["baseline"]["lora"]["r"] = 2
+    params["train"].update(steps=3, batch_size=4, max_length=64)
+    for section in ("embed", "ticket"):
+        params["train"][section]["lr"] = 0.5
+    params["train"]["prefix"]["tokens"] = 2
+    params["train"]["lora"]["r"] = 2
     params["evaluate"].update(batch_size=4, max_new_tokens=6)
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     (project / ".gitignore").write_text("__pycache__/\n")
@@ -126,13 +125,13 @@ def test_dvc_repro_end_to_end(tmp_path, tiny_model_dir):
     log = dvc(["exp", "run", "-S", "alpha=0.4"], project)
     # (the evaluations downstream rerun only if the retrained adapter differs; here the same rows win)
     for seed in SEEDS:
-        for rerun in (f"ks-select@en-ca-{seed}", f"ticket-finetune@en-ca-{seed}", f"control@en-ca-{seed}-random-k",
-                      f"control@en-ca-{seed}-frequent-k", f"certify@en-ca-{seed}", "table"):
+        for rerun in (f"ks-select@en-ca-{seed}", f"ticket-finetune@en-ca-{seed}-ticket",
+                      f"ticket-finetune@en-ca-{seed}-random-k", f"ticket-finetune@en-ca-{seed}-frequent-k",
+                      f"certify@en-ca-{seed}", "table"):
             assert f"Running stage '{rerun}'" in log, rerun
-        for untouched in ("prepare-model", "prepare-data@en-ca", f"embed-finetune@en-ca-{seed}", "evaluate-base@en-ca",
-                          f"evaluate@en-ca-{seed}-embed", f"baseline@en-ca-{seed}-full", f"baseline@en-ca-{seed}-lora",
-                          f"baseline@en-ca-{seed}-prefix", f"evaluate@en-ca-{seed}-full",
-                          f"evaluate@en-ca-{seed}-lora", f"evaluate@en-ca-{seed}-prefix"):
+        for untouched in ("prepare-model", "prepare-data@en-ca", "evaluate-base@en-ca",
+                          *(f"{stage}@en-ca-{seed}-{method}" for stage in ("finetune", "evaluate")
+                            for method in ("embed", "full", "lora", "prefix"))):
             assert f"Running stage '{untouched}'" not in log, untouched
     assert json.loads((project / "models/en-ca/s0/tickets.json").read_text())["alpha"] == 0.4
     shown = dvc(["metrics", "show"], project)  # one nested file: a column per pair.method.score

@@ -5,6 +5,7 @@ from kslottery.models import load_saved, load_source_model, save_model
 from kslottery.params import ModelParams
 from kslottery.prompts import IGNORE_INDEX, collate, encode_example, format_prompt
 from kslottery.translate import postprocess, translate, translate_tokens
+from conftest import small_section
 
 TEMPLATE = "Translate this from {src} to {tgt}:\n{src}: {source}\n{tgt}:"
 
@@ -51,14 +52,12 @@ def test_batched_translation_equals_one_at_a_time(tiny_model_dir, tmp_path):
 @pytest.mark.parametrize("method", ["prefix", "ticket"])
 def test_adapted_models_translate_batched_as_one_at_a_time(tiny_model_dir, tmp_path, method):
     from kslottery.surgery import load_trained, prepare, save_trained
-    from kslottery.params import BaselineParams, FullParams, LoraParams, PrefixParams
 
     model, tokenizer = load_source_model(ModelParams(source=str(tiny_model_dir)))
     save_model(model, tokenizer, tmp_path / "base")
     model, tokenizer = load_saved(tmp_path / "base")
-    baseline = BaselineParams(steps=1, batch_size=1, full=FullParams(lr=1), lora=LoraParams(lr=1),
-                              prefix=PrefixParams(lr=1, tokens=4))
-    adapted = prepare(method, model, baseline, rows=[5, 9, 40])
+    section = small_section(method, lr=1)
+    adapted = prepare(method, model, section, rows=[5, 9, 40])
     with torch.no_grad():  # an adapter that is not the identity, so that padding mistakes would show
         for name, parameter in adapted.named_parameters():
             if parameter.requires_grad:
@@ -88,7 +87,6 @@ def test_greedy_drops_finished_rows_and_equals_generate(tiny_model_dir, tmp_path
     """Rows that stop early leave the batch (and the KV cache); the tokens are still those of
     transformers' generate, for the plain model and for unmerged adapters."""
     from kslottery.surgery import prepare
-    from kslottery.params import BaselineParams, FullParams, LoraParams, PrefixParams
     from kslottery.translate import greedy
 
     model, tokenizer = load_source_model(ModelParams(source=str(tiny_model_dir)))
@@ -97,9 +95,8 @@ def test_greedy_drops_finished_rows_and_equals_generate(tiny_model_dir, tmp_path
         for parameter in model.parameters():
             parameter.add_(0.5 * torch.randn_like(parameter))
     if method != "base":
-        baseline = BaselineParams(steps=1, batch_size=1, full=FullParams(lr=1), lora=LoraParams(lr=1, targets=["q_proj", "v_proj"]),
-                                  prefix=PrefixParams(lr=1, tokens=4))
-        model = prepare(method, model, baseline, rows=[5, 9, 40])
+        section = small_section(method, lr=1)
+        model = prepare(method, model, section, rows=[5, 9, 40])
         with torch.no_grad():
             for parameter in model.parameters():
                 if parameter.requires_grad:

@@ -103,16 +103,16 @@ def test_killed_training_resumes_to_the_same_bytes_and_reruns_agree(project):
 
 
 def test_dvc_repro_after_a_kill_just_works(tmp_path, tiny_model_dir):
-    """Kill a whole `dvc repro` (its process group, SIGKILL) in the middle of embed-finetune; the next
+    """Kill a whole `dvc repro` (its process group, SIGKILL) in the middle of the embedding tuning; the next
     `dvc repro` resumes the stage from its checkpoint and finishes; DVC then calls it up to date."""
     from test_pipeline import ENV as DVC_ENV, dvc, make_project
 
     project = make_project(tmp_path, tiny_model_dir)
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["checkpoint_every"] = EVERY
-    params["embed_finetune"]["steps"] = STEPS
+    params["train"]["embed"]["steps"] = STEPS
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    target = "embed-finetune@en-ca-0"
+    target = "finetune@en-ca-0-embed"
     checkpoint = project / "models/en-ca/s0/.embed.checkpoint.pt"
 
     process = subprocess.Popen([sys.executable, "-m", "dvc", "repro", target], cwd=project, env=DVC_ENV,

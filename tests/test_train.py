@@ -4,10 +4,11 @@ import torch
 from kslottery.corpus import SentencePair
 from kslottery.surgery import prepare_embed
 from kslottery.models import load_saved, load_source_model, save_model
-from kslottery.params import ModelParams, TrainParams
+from kslottery.params import ModelParams, TrainSettings
 from kslottery.prompts import encode_pairs
-from kslottery.train import Checkpoint, LengthGroupedBatches, TrainingError, train
-from conftest import tiny_pairs
+from kslottery.checkpoint import Checkpoint
+from kslottery.train import LengthGroupedBatches, TrainingError, train
+from conftest import small_section, tiny_pairs
 
 
 def test_length_grouped_batches_cover_every_example_once_per_pass():
@@ -36,7 +37,7 @@ def tiny(tmp_path, tiny_model_dir):
 
 def test_training_lowers_the_loss_and_is_deterministic(tiny):
     model, tokenizer, examples = tiny
-    params = TrainParams(lr=0.05, steps=12, batch_size=4, max_length=64)
+    params = TrainSettings(lr=0.05, steps=12, batch_size=4, max_length=64)
     state = {k: v.clone() for k, v in model.state_dict().items()}
     first = train(prepare_embed(model), examples, params, tokenizer.pad_token_id)
     assert len(first.losses) == 12
@@ -51,7 +52,7 @@ def test_nothing_trainable_is_an_error(tiny):
     for p in model.parameters():
         p.requires_grad_(False)
     with pytest.raises(TrainingError, match="nothing to train"):
-        train(model, examples, TrainParams(lr=0.1, steps=1, batch_size=2), tokenizer.pad_token_id)
+        train(model, examples, TrainSettings(lr=0.1, steps=1, batch_size=2), tokenizer.pad_token_id)
 
 
 def test_diverging_loss_stops_with_the_step(tiny):
@@ -60,13 +61,13 @@ def test_diverging_loss_stops_with_the_step(tiny):
     with torch.no_grad():
         model.get_input_embeddings().weight.fill_(float("nan"))  # what a diverged run looks like
     with pytest.raises(TrainingError, match="loss is nan at step 0"):
-        train(model, examples, TrainParams(lr=0.1, steps=6, batch_size=4), tokenizer.pad_token_id)
+        train(model, examples, TrainSettings(lr=0.1, steps=6, batch_size=4), tokenizer.pad_token_id)
 
 
 def test_resume_from_a_checkpoint_gives_the_uninterrupted_run(tiny, tmp_path, caplog):
     model, tokenizer, examples = tiny
     initial = {k: v.clone() for k, v in model.state_dict().items()}
-    params = TrainParams(lr=0.05, steps=7, batch_size=4, max_length=64)
+    params = TrainSettings(lr=0.05, steps=7, batch_size=4, max_length=64)
     checkpoint = Checkpoint(tmp_path / "run.pt", every=3)
     straight = train(prepare_embed(model), examples, params, tokenizer.pad_token_id, seed=1, checkpoint=checkpoint)
     after = model.get_input_embeddings().weight.detach().clone()
@@ -74,7 +75,7 @@ def test_resume_from_a_checkpoint_gives_the_uninterrupted_run(tiny, tmp_path, ca
     # initial weights resumes there and redoes only step 7.
     assert torch.load(checkpoint.path, weights_only=True)["step"] == 6
     model.load_state_dict(initial)
-    with caplog.at_level("INFO", logger="kslottery.train"):
+    with caplog.at_level("INFO", logger="kslottery.checkpoint"):
         resumed = train(prepare_embed(model), examples, params, tokenizer.pad_token_id, seed=1, checkpoint=checkpoint)
     assert "resuming from" in caplog.text and "at step 6" in caplog.text
     assert resumed.losses == straight.losses
@@ -85,19 +86,19 @@ def test_a_checkpoint_of_another_run_is_ignored(tiny, tmp_path, caplog):
     model, tokenizer, examples = tiny
     initial = {k: v.clone() for k, v in model.state_dict().items()}
     checkpoint = Checkpoint(tmp_path / "run.pt", every=2)
-    params = TrainParams(lr=0.05, steps=5, batch_size=4)
+    params = TrainSettings(lr=0.05, steps=5, batch_size=4)
     for changed in ("lr", "weights"):
         model.load_state_dict(initial)
         train(prepare_embed(model), examples, params, tokenizer.pad_token_id, checkpoint=checkpoint)  # leaves step 4
         model.load_state_dict(initial)
         rerun = params
         if changed == "lr":
-            rerun = TrainParams(lr=0.01, steps=5, batch_size=4)
+            rerun = TrainSettings(lr=0.01, steps=5, batch_size=4)
         else:  # same settings, another starting model (e.g. a new model.source)
             with torch.no_grad():
                 model.get_input_embeddings().weight[0] += 1
         caplog.clear()
-        with caplog.at_level("INFO", logger="kslottery.train"):
+        with caplog.at_level("INFO", logger="kslottery.checkpoint"):
             result = train(prepare_embed(model), examples, rerun, tokenizer.pad_token_id, checkpoint=checkpoint)
         assert "belongs to another run" in caplog.text and "resuming" not in caplog.text, changed
         assert len(result.losses) == 5
@@ -115,7 +116,6 @@ def test_target_loss_is_the_causal_lm_loss_with_fewer_logits(tiny, method):
     from functools import partial
 
     from kslottery.surgery import prepare
-    from kslottery.params import BaselineParams, FullParams, LoraParams, PrefixParams
     from kslottery.prompts import collate
     from kslottery.train import target_loss
 
@@ -123,9 +123,8 @@ def test_target_loss_is_the_causal_lm_loss_with_fewer_logits(tiny, method):
     if method == "plain":
         model = prepare_embed(model)
     else:
-        baseline = BaselineParams(steps=1, batch_size=1, full=FullParams(lr=1), lora=LoraParams(lr=1),
-                                  prefix=PrefixParams(lr=1, tokens=4))
-        model = prepare(method, model, baseline)
+        section = small_section(method, lr=1)
+        model = prepare(method, model, section)
     batch = partial(collate, pad_token_id=tokenizer.pad_token_id)(examples[:5])
     assert (batch["labels"] == -100).float().mean() > 0.3  # a real prompt share, or the test proves little
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -152,7 +151,7 @@ def test_a_batch_without_targets_is_an_error(tiny):
 def test_dev_evaluation_after_every_epoch_and_the_last_step_leaves_training_as_it_was(tiny, tmp_path):
     model, tokenizer, examples = tiny  # 16 examples in batches of 4: an epoch is 4 steps
     initial = {k: v.clone() for k, v in model.state_dict().items()}
-    params = TrainParams(lr=0.05, steps=10, batch_size=4, max_length=64)
+    params = TrainSettings(lr=0.05, steps=10, batch_size=4, max_length=64)
     plain = train(prepare_embed(model), examples, params, tokenizer.pad_token_id, seed=2)
     plain_weights = model.get_input_embeddings().weight.detach().clone()
 

@@ -1,7 +1,8 @@
 """KS-Lottery: find the few token-embedding rows that carry a multilingual transfer.
 
-The library behind the DVC pipeline: params -> corpus -> prompts -> models/methods -> train -> ks
--> translate -> scoring -> report. See README.md for the pipeline and its stages.
+The library behind the DVC pipeline. Data flows one way: params -> corpus -> prompts -> models and
+surgery (which method trains what: methods.py, the registry) -> train -> ks -> tickets -> certify ->
+evaluation (translate, scoring) -> report. README.md maps each step of the paper to its function.
 """
 
 __version__ = "0.1.0"

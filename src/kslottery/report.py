@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from kslottery.methods import BASE, TICKETS, label, order
+from kslottery.methods import BASE, TICKETS, label as method_label, order as method_order
 
 SCORES = {"bleu": "BLEU", "chrf++": "chrF++"}
 SEED_DIR = re.compile(r"^s(\d+)(\.json)?$")
@@ -69,9 +69,9 @@ def build_table(records: list[dict]) -> pd.DataFrame:
     mean, std = grouped[list(SCORES)].mean(), grouped[list(SCORES)].std(ddof=1)  # std: NaN for one seed
     several_seeds = bool((grouped.size() > 1).any())
     rows = []
-    for method in order(set(frame["method"])):
+    for method in method_order(set(frame["method"])):
         subset = frame[frame["method"] == method]
-        row = {"method": label(method),
+        row = {"method": method_label(method),
                "trainable params": int(subset["trainable_params"].max()),
                "% of full": 100.0 * subset["trainable_params"].max() / subset["total_params"].max(),
                "seeds": _count_range(grouped.size()[method])}
@@ -216,7 +216,7 @@ def significance(eval_dir: str | Path, pair: str, seed: int, baseline: str = TIC
         if frame["reference"].tolist() != references:
             raise ValueError(f"{paths[method]}: its references differ from {paths[baseline]}'s; "
                              "the methods were not evaluated on the same test set")
-    order = [baseline] + [m for m in order(set(frames)) if m != baseline]
+    order = [baseline] + [m for m in method_order(set(frames)) if m != baseline]
     systems = [(m, frames[m]["hypothesis"].tolist()) for m in order]
     metrics = {"BLEU": BLEU(), "chrF++": CHRF(word_order=2)}
     _, results = PairedTest(systems, metrics, [references], test_type="bs", n_samples=BOOTSTRAP_SAMPLES)()
@@ -243,11 +243,11 @@ def uncertainty_markdown(eval_dir: str | Path, pairs=None, seeds=None) -> str:
             if frame is None:
                 continue
             table = pd.DataFrame({
-                "method": [label(m) for m in frame["method"]],
+                "method": [method_label(m) for m in frame["method"]],
                 "BLEU (95% CI)": [f"{s:.2f} ± {c:.2f}" for s, c in zip(frame["BLEU"], frame["BLEU ci"])],
-                f"p vs {label(TICKETS)} (BLEU)": [_p(p) for p in frame["BLEU p"]],
+                f"p vs {method_label(TICKETS)} (BLEU)": [_p(p) for p in frame["BLEU p"]],
                 "chrF++ (95% CI)": [f"{s:.2f} ± {c:.2f}" for s, c in zip(frame["chrF++"], frame["chrF++ ci"])],
-                f"p vs {label(TICKETS)} (chrF++)": [_p(p) for p in frame["chrF++ p"]],
+                f"p vs {method_label(TICKETS)} (chrF++)": [_p(p) for p in frame["chrF++ p"]],
             })
             n = len(read_translations(eval_dir / pair / f"s{seed}" / f"{TICKETS}.translations.tsv"))
             out.append(f"Uncertainty, {pair} seed {seed}: sacrebleu paired bootstrap over the {n} test sentences "
@@ -284,7 +284,7 @@ def summary(eval_dir: str | Path, certify_dir: str | Path | None = None, ks_dir:
     result: dict = {}
     for pair in sorted({r["pair"] for r in evaluations}):
         entry = result.setdefault(pair, {})
-        for method in order({r["method"] for r in evaluations if r["pair"] == pair}):
+        for method in method_order({r["method"] for r in evaluations if r["pair"] == pair}):
             runs = [r for r in evaluations if r["pair"] == pair and r["method"] == method]
             leaf = {"bleu": mean(runs, "bleu"), "chrf++": mean(runs, "chrf++")}
             if len(runs) > 1:
