@@ -33,10 +33,12 @@ def main(params_path, pair, method, base, method_dir, data, out, translations):
     hypotheses, scores = decode_and_score(model, tokenizer, test, pair, params.prompt.template, params.evaluate,
                                           desc=f"translate {pair} {method}")
     total = saved_parameter_count(base)  # the base model's size, whatever the method adds
+    rows = len(manifest["token_ids"]) if "token_ids" in manifest else None  # a token method's embedding rows
     stage.write_json(out, {"pair": pair, "method": method, "seed": manifest.get("seed"), **scores,
-                           "trainable_params": manifest["trainable_params"], "total_params": total})
+                           "trainable_params": manifest["trainable_params"], "total_params": total, "rows": rows})
     write_translations(translations, test, hypotheses)
-    stage.log.info("%s %s: BLEU %.2f, chrF++ %.2f on %d sentences", pair, method, scores["bleu"], scores["chrf++"], len(test))
+    stage.log.info("%s %s: chrF++ %.2f (first line), %.2f (whole continuation); BLEU %.2f, %.2f; %d sentences",
+                   pair, method, scores["chrf++"], scores["whole_chrf++"], scores["bleu"], scores["whole_bleu"], len(test))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 Every method goes through the same loop (kslottery.train); the method only decides, through its
 surgery (kslottery.surgery), which parameters train and how the result is saved. A token method
-(ticket, random-k, frequent-k) reads tickets.json for its rows or its k. After every epoch and at
+(the tickets and their controls) reads tickets.json for its rows or its k. After every epoch and at
 the last step the model translates the dev split (params evaluate.dev_limit): the dev scores go to
 --dev-csv, and the last ones to the training metrics.
 """
@@ -21,9 +21,9 @@ from kslottery.corpus import read_pairs
 from kslottery.evaluation import dev_scorer
 from kslottery.methods import TRAINED, method as registry_entry
 from kslottery.models import load_saved, saved_vocab_size
-from kslottery.prompts import encode_pairs, token_counts
+from kslottery.prompts import encode_pairs
 from kslottery.surgery import prepare, save_trained
-from kslottery.tickets import control_rows, ticket_rows
+from kslottery.tickets import TrainingTokens, control_rows, ticket_rows
 from kslottery.train import train
 
 
@@ -55,9 +55,9 @@ def main(params_path, pair, method, seed, base, data, tickets, out, metrics, los
 
     rows = None
     if winners is not None:
-        rows = control_rows(entry.rows, winners, model.get_input_embeddings().weight.shape[0], seed,
-                            lambda: token_counts(tokenizer, [p.target for p in train_pairs]))
-        seen = {t for e in examples for t in e.input_ids}
+        tokens = TrainingTokens(inputs=[e.input_ids for e in examples], prompts=[e.prompt_ids for e in examples])
+        rows = control_rows(entry.rows, winners, model.get_input_embeddings().weight.shape[0], seed, tokens)
+        seen = set(tokens.seen().tolist())
         stage.log.info("%s: %d rows (k = %d tickets), %d of them occur in the training examples", method,
                        len(rows), len(winners), len(seen.intersection(rows)))
 

@@ -1,13 +1,18 @@
 """DVC stage ks-select@pair-seed: KS-test every embedding row before vs after tuning; keep the tickets."""
 
+from pathlib import Path
+
 import click
 
 from kslottery import stage
 from kslottery.certify import critical_statistic
+from kslottery.corpus import read_pairs
 from kslottery.ks import ks_2samp_rows
+from kslottery.methods import KS_SOURCE
 from kslottery.models import load_saved, top_k_problem
+from kslottery.prompts import encode_pairs
 from kslottery.surgery import load_embedding
-from kslottery.tickets import histogram_csv, row_shift, select_tickets
+from kslottery.tickets import TOKEN_CLASSES, TrainingTokens, histogram_csv, row_shift, select_tickets, token_classes
 
 
 @click.command()
@@ -15,12 +20,16 @@ from kslottery.tickets import histogram_csv, row_shift, select_tickets
 @click.option("--pair", required=True)
 @click.option("--base", required=True, type=click.Path(exists=True), help="Base model directory (prepare-model).")
 @click.option("--embed", required=True, type=click.Path(exists=True), help="The embedding-tuned output (finetune@PAIR-SEED-embed).")
+@click.option("--data", required=True, type=click.Path(exists=True),
+              help="Prepared splits directory: the training inputs that tell template and frequent tokens.")
 @click.option("--out", required=True, type=click.Path(), help="tickets.json to write.")
 @click.option("--metrics", required=True, type=click.Path(),
               help="Selection summary JSON (counts, and the ticket ids and tokens that the table compares).")
 @click.option("--histogram", required=True, type=click.Path(),
               help="CSV of the KS statistic over the moved rows: D, rows, tickets (DVC plot data).")
-def main(params_path, pair, base, embed, out, metrics, histogram):
+@click.option("--allow-empty", is_flag=True,
+              help="Write an empty ticket set instead of failing when no row is significant (ksl regime).")
+def main(params_path, pair, base, embed, data, out, metrics, histogram, allow_empty):
     params = stage.start(params_path, "ks-select", pair)
     if problem := top_k_problem(params, base):
         raise click.ClickException(problem)
@@ -30,12 +39,17 @@ def main(params_path, pair, base, embed, out, metrics, histogram):
     statistic, pvalue = ks_2samp_rows(before, after)
     tickets = select_tickets(statistic, pvalue, params.alpha, params.ks.top_k, params.ks.rank_by,
                              shift=row_shift(before, after))
-    if len(tickets.token_ids) == 0:
+    if len(tickets.token_ids) == 0 and not allow_empty:
         raise click.ClickException(f"{pair}: no row is significant at alpha={params.alpha} ({tickets.n_moved} rows moved, "
-                                   "smallest p = %.3g); raise alpha or train embed-finetune harder (lr, steps)"
+                                   "smallest p = %.3g); raise alpha or train the embedding harder (train.embed: lr, steps)"
                                    % (pvalue.min() if len(pvalue) else 1.0))
     strings = tokenizer.convert_ids_to_tokens(tickets.token_ids.tolist())
-    record = tickets.record(strings, params.alpha, params.ks.top_k, params.ks.rank_by, vocab_size=before.shape[0])
+    examples = encode_pairs(tokenizer, read_pairs(Path(data) / "train.tsv"), pair, params.prompt.template,
+                            params.train_settings(KS_SOURCE).max_length)
+    classes = token_classes(tickets.token_ids, [tokenizer.decode([t]) for t in tickets.token_ids.tolist()],
+                            TrainingTokens([e.input_ids for e in examples], [e.prompt_ids for e in examples]))
+    record = tickets.record(strings, params.alpha, params.ks.top_k, params.ks.rank_by, vocab_size=before.shape[0],
+                            classes=classes)
     stage.write_json(out, record)
     summary = {k: v for k, v in record.items() if k != "tickets"}
     summary["critical_D"] = critical_statistic(before.shape[1], params.alpha)  # rows with D >= this have p < alpha
@@ -44,6 +58,7 @@ def main(params_path, pair, base, embed, out, metrics, histogram):
     stage.log.info("%s: %d tickets at alpha %g (%d rows significant, %d moved, of %d)", pair, record["n_tickets"],
                    params.alpha, record["n_significant"], record["n_moved"], record["vocab_size"])
     stage.log.info("first tickets: %s", " ".join(repr(s) for s in strings[:20]))
+    stage.log.info("tickets by class: %s", ", ".join(f"{name} {record[f'n_{name}']}" for name in TOKEN_CLASSES))
 
 
 if __name__ == "__main__":

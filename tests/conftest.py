@@ -100,3 +100,22 @@ def small_section(name: str, lr: float = 1e-3):
     section = method(name).section
     small = {"lora": {"r": 2}, "prefix": {"tokens": 2}}.get(section, {})
     return SECTIONS[section](lr=lr, **small)
+
+
+def trial_project(tmp_path: Path, tiny_model_dir: Path) -> Path:
+    """The layout `dvc repro` leaves for `ksl calibrate` and `ksl regime` (models/base,
+    data/prepared/en-ca, params.yaml with 3 training steps), in tmp_path/project."""
+    import yaml
+
+    made = stage_project(tmp_path / "made", tiny_model_dir, {"steps": 3, "batch_size": 4, "max_length": 64},
+                         checkpoint_every=0)
+    project = tmp_path / "project"
+    (project / "models").mkdir(parents=True)
+    (made / "base").rename(project / "models" / "base")
+    (project / "data" / "prepared").mkdir(parents=True)
+    (made / "data").rename(project / "data" / "prepared" / "en-ca")
+    params = yaml.safe_load((made / "params.yaml").read_text())
+    params["model"]["source"] = str(project / "models" / "base")
+    params["accelerate"] = str(Path(__file__).resolve().parents[1] / "configs" / "accelerate" / "single.yaml")
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return project

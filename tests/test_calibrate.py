@@ -14,7 +14,7 @@ from kslottery.calibrate import (CalibrationError, best_lrs, check_trial_inputs,
                                  read_trials, to_markdown, with_lr)
 from kslottery.methods import TRAINED
 from kslottery.params import load_params
-from conftest import stage_project
+from conftest import stage_project, trial_project
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -99,17 +99,8 @@ def test_a_file_that_is_not_a_trial_table_is_refused(tmp_path):
 
 
 def test_ksl_calibrate_trains_each_lr_and_keeps_every_trial(tmp_path, tiny_model_dir):
-    made = stage_project(tmp_path / "made", tiny_model_dir, {"steps": 3, "batch_size": 4, "max_length": 64},
-                         checkpoint_every=0)
-    project = tmp_path / "project"  # the layout `dvc repro` leaves: models/base, data/prepared/PAIR
-    (project / "models").mkdir(parents=True)
-    (made / "base").rename(project / "models" / "base")
-    (project / "data" / "prepared").mkdir(parents=True)
-    (made / "data").rename(project / "data" / "prepared" / "en-ca")
-    params = yaml.safe_load((made / "params.yaml").read_text())
-    params["model"]["source"] = str(project / "models" / "base")
-    params["accelerate"] = str(REPO / "configs" / "accelerate" / "single.yaml")
-    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    project = trial_project(tmp_path, tiny_model_dir)
+    params = yaml.safe_load((project / "params.yaml").read_text())
     env = {**os.environ, "TQDM_DISABLE": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 
     def ksl(*args):

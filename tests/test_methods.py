@@ -11,6 +11,7 @@ from kslottery import surgery
 from kslottery.methods import (KS_SOURCE, METHODS, NAMES, SECTIONS, TICKETS, TOKEN_METHODS, TRAINED, method,
                                order)
 from kslottery.params import load_params
+from kslottery.tickets import TrainingTokens, control_rows
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -34,7 +35,9 @@ def test_every_trained_method_has_a_surgery_a_section_and_a_way_to_be_saved():
         prepare = getattr(surgery, entry.surgery)
         assert list(inspect.signature(prepare).parameters) == ["model", "settings", "rows"], entry.surgery
         assert entry.section in SECTIONS and entry.saved_as in ("embedding", "adapter", "model"), entry.name
-        assert entry.rows in (None, "tickets", "random", "frequent"), entry.name
+        if entry.rows is not None:  # a rule control_rows knows
+            tokens = TrainingTokens(inputs=[[1, 2, 3], [2, 3, 4]], prompts=[[1, 2], [2, 4]])
+            assert control_rows(entry.rows, [3, 4], vocab_size=10, seed=0, tokens=tokens), entry.name
     assert method(KS_SOURCE).saved_as == "embedding" and method(TICKETS).rows == "tickets"
     assert len({m.colour for m in METHODS}) == len(METHODS) and len({m.label for m in METHODS}) == len(METHODS)
 

@@ -178,7 +178,7 @@ def test_beam_search_is_generate_with_beams(tiny_model_dir):
     from kslottery.models import load_source_model
     from kslottery.params import ModelParams
     from kslottery.prompts import encode_prompt
-    from kslottery.translate import line_end_ids, translate_tokens
+    from kslottery.translate import translate_tokens
 
     model, tokenizer = load_source_model(ModelParams(source=str(tiny_model_dir)))
     torch.manual_seed(0)
@@ -187,7 +187,7 @@ def test_beam_search_is_generate_with_beams(tiny_model_dir):
             parameter.add_(0.5 * torch.randn_like(parameter))
     prompts = ["Translate this from English to Catalan:\nEnglish: The file.\nCatalan:", "English: Print.\nCatalan:"]
     beams = translate_tokens(model, tokenizer, prompts, batch_size=2, max_new_tokens=8, num_beams=3)
-    stops = set(line_end_ids(tokenizer).tolist())
+    stops = {tokenizer.eos_token_id}
     expected = []
     for prompt in prompts:
         ids = torch.tensor([encode_prompt(tokenizer, prompt)])

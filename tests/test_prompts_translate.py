@@ -4,7 +4,7 @@ import torch
 from kslottery.models import load_saved, load_source_model, save_model
 from kslottery.params import ModelParams
 from kslottery.prompts import IGNORE_INDEX, collate, encode_example, format_prompt
-from kslottery.translate import postprocess, translate, translate_tokens
+from kslottery.translate import translate, translate_tokens
 from conftest import small_section
 
 TEMPLATE = "Translate this from {src} to {tgt}:\n{src}: {source}\n{tgt}:"
@@ -33,8 +33,18 @@ def test_collate_right_pads_and_masks(tiny_tokenizer):
     assert (batch["labels"][1, len(b.input_ids):] == IGNORE_INDEX).all()
 
 
-def test_postprocess_keeps_first_line():
-    assert postprocess("  Hola món.\nEnglish: more") == "Hola món."
+def test_both_protocols_score_their_view_of_one_continuation():
+    from kslottery.scoring import first_line, score_protocols, whole
+
+    ran_on = "  Hola món.\nEnglish: more\n\nCatalan: més"
+    assert first_line(ran_on) == "Hola món." and whole(ran_on) == "Hola món. English: more  Catalan: més"
+    assert first_line(" Hola món. ") == whole(" Hola món. ") == "Hola món."  # no newline: one text
+    assert first_line("") == whole("") == ""  # eos at once
+    references = ["Hola món.", "Obre el fitxer."]
+    scores = score_protocols([ran_on, " Obre el fitxer."], references)
+    assert scores["chrf++"] == 100.0 and scores["whole_chrf++"] < 100.0  # the run-on line costs under `whole`
+    stopped = score_protocols([" Hola món.", " Obre el fitxer."], references)
+    assert stopped["chrf++"] == stopped["whole_chrf++"] == 100.0
 
 
 def test_batched_translation_equals_one_at_a_time(tiny_model_dir, tmp_path):
@@ -45,8 +55,7 @@ def test_batched_translation_equals_one_at_a_time(tiny_model_dir, tmp_path):
                ["The file.", "Choose options for page style and print.", "A dialog opens where you can choose."]]
     batched = translate(model, tokenizer, prompts, batch_size=3, max_new_tokens=8)
     single = [translate(model, tokenizer, [p], batch_size=1, max_new_tokens=8)[0] for p in prompts]
-    assert batched == single
-    assert any(batched) and all("\n" not in t for t in batched)
+    assert batched == single and any(batched)
 
 
 @pytest.mark.parametrize("method", ["prefix", "ticket"])
@@ -118,12 +127,31 @@ def test_greedy_drops_finished_rows_and_equals_generate(tiny_model_dir, tmp_path
     assert min(len(t) for t in ours) <= 3 and len({len(t) for t in ours}) > 1  # rows left at different steps
 
 
-def test_line_end_ids_are_the_tokens_holding_a_newline(tiny_tokenizer):
-    from kslottery.translate import line_end_ids
+def test_decoding_runs_past_newlines_to_eos_and_keeps_the_first_lines_of_a_newline_stop(tiny_model_dir):
+    """Decoding no longer stops at a newline, only at eos or max_new_tokens; the first line of each
+    continuation is what decoding that stopped at the first newline gave (greedy: the tokens before
+    the stop do not depend on it)."""
+    from kslottery.scoring import first_line
+    from kslottery.translate import greedy
 
-    ids = line_end_ids(tiny_tokenizer).tolist()
-    assert tiny_tokenizer.eos_token_id in ids
-    newline = tiny_tokenizer("\n", add_special_tokens=False)["input_ids"]
-    assert set(newline) <= set(ids)
-    assert all("\n" in tiny_tokenizer.decode([i]) for i in ids if i != tiny_tokenizer.eos_token_id)
-    assert len(ids) < len(tiny_tokenizer) // 4
+    model, tokenizer = load_source_model(ModelParams(source=str(tiny_model_dir)))
+    torch.manual_seed(1)
+    newline = tokenizer("\n", add_special_tokens=False)["input_ids"]
+    with torch.no_grad():  # a lively model whose lines end early and go on
+        for parameter in model.parameters():
+            parameter.add_(0.5 * torch.randn_like(parameter))
+        model.lm_head.weight[newline] += 0.8
+    prompts = [format_prompt(TEMPLATE, "en-ca", s) for s in
+               ["The file.", "Choose options for page style and print.", "A dialog opens.", "Print.", "Options."]]
+    continuations = translate(model, tokenizer, prompts, batch_size=5, max_new_tokens=16)
+    tokens = translate_tokens(model, tokenizer, prompts, batch_size=5, max_new_tokens=16)
+    assert all(t[-1] == tokenizer.eos_token_id or len(t) == 16 for t in tokens)
+    assert any("\n" in c.strip() for c in continuations)  # some continuation runs on past its first line
+    newline_tokens = [i for i in range(len(tokenizer)) if "\n" in tokenizer.decode([i])]
+    line_stops = torch.tensor(sorted({*newline_tokens, tokenizer.eos_token_id}))
+    with torch.inference_mode():
+        for prompt, continuation in zip(prompts, continuations):
+            ids = torch.tensor([tokenizer(prompt)["input_ids"]])
+            old = greedy(model, ids, torch.ones_like(ids), line_stops, 16)[0]  # the newline-stopping decode
+            old_line = tokenizer.decode(old, skip_special_tokens=True).strip().split("\n", 1)[0].strip()
+            assert first_line(continuation) == old_line, (prompt, continuation)

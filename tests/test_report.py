@@ -131,7 +131,7 @@ def exp_show_entry(name, alpha, chrf, tickets, rank_by="p", top_k=None):
     return {"rev": name * 5, "name": name, "data": {
         "params": {"params.yaml": {"data": {"alpha": alpha, "pairs": ["en-ca"],
                                             "ks": {"rank_by": rank_by, "top_k": top_k},
-                                            "embed_finetune": {"lr": 0.01}}}},
+                                            "train": {"embed": {"lr": 0.01}}}}},
         "metrics": {"metrics/summary.json": {"data": {"en-ca": {
             "ticket": {"chrf++": chrf, "bleu": 1.0}, "embed": {"chrf++": 30.0, "bleu": 2.0},
             "tickets": {"n_tickets": tickets}}}}}}}

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from kslottery.ks import ks_2samp_rows
-from kslottery.tickets import (control_rows, histogram_csv, most_frequent_rows, random_rows, row_shift, select_tickets,
-                               ticket_rows)
+from kslottery.tickets import (TrainingTokens, control_rows, histogram_csv, most_frequent_rows, random_rows,
+                               random_seen_rows, row_shift, select_tickets, ticket_rows)
 
 
 def test_select_tickets_orders_by_p_and_caps():
@@ -75,20 +75,48 @@ def test_control_rows_are_chosen_as_documented():
         random_rows(10, 11, seed=0)
 
 
-def test_each_token_method_rule_picks_its_rows_with_k_from_the_tickets():
-    tickets = [40, 3, 17]
-    counted = []
+def test_each_token_method_rule_picks_its_rows_with_k_from_the_tickets(tiny_tokenizer):
+    """On a real (tiny) tokenizer and the real prompt: the seen rows, the frequency over the whole
+    inputs (prompt, source and target) and the template rows."""
+    from kslottery.corpus import SentencePair
+    from kslottery.prompts import encode_pairs
+    from conftest import tiny_pairs
 
-    def counts():
-        counted.append(True)
-        return {5: 10, 7: 3, 9: 10, 11: 1}
+    template = "Translate this from {src} to {tgt}:\n{src}: {source}\n{tgt}:"
+    examples = encode_pairs(tiny_tokenizer, [SentencePair(s, t) for s, t in tiny_pairs(12)], "en-ca", template, 64)
+    tokens = TrainingTokens(inputs=[e.input_ids for e in examples], prompts=[e.prompt_ids for e in examples])
+    seen = {t for e in examples for t in e.input_ids}
+    vocab = len(tiny_tokenizer)
+    assert len(seen) < vocab  # some rows never occur: random_seen must avoid them, random need not
+    tickets = [5, 9, 40, 41, 42, 43]
 
-    assert control_rows("tickets", tickets, 100, seed=0, target_counts=counts) == tickets
-    assert control_rows("random", tickets, 100, seed=0, target_counts=counts) == random_rows(100, 3, seed=0).tolist()
-    assert not counted  # the training targets are tokenized only for the frequency control
-    assert control_rows("frequent", tickets, 100, seed=0, target_counts=counts) == [5, 9, 7]
+    def rows(rule, seed=0):
+        return control_rows(rule, tickets, vocab, seed=seed, tokens=tokens)
+
+    assert rows("tickets") == tickets
+    assert rows("random") == random_rows(vocab, len(tickets), seed=0).tolist()
+    drawn = rows("random_seen")
+    assert len(drawn) == len(tickets) and set(drawn) <= seen and drawn != rows("random_seen", seed=1)
+    counts = {}
+    for e in examples:  # every input token: prompt, source, target, eos
+        for t in e.input_ids:
+            counts[t] = counts.get(t, 0) + 1
+    frequent = rows("frequent")
+    assert frequent == sorted(counts, key=lambda t: (-counts[t], t))[:len(tickets)]
+    prompt_only = {t for e in examples for t in e.prompt_ids} - {t for e in examples for t in e.input_ids[len(e.prompt_ids):]}
+    assert set(frequent) & prompt_only  # the template's tokens count: they are in every input
+    template_rows = rows("template_tokens")
+    words = set(tiny_tokenizer("Translate this from English to Catalan:", add_special_tokens=False)["input_ids"])
+    assert words <= set(template_rows)  # the template's words are in every prompt
+    assert all(all(t in e.prompt_ids for e in examples) for t in template_rows)
+    assert not set(template_rows) & {t for e in examples[:1] for t in e.input_ids[len(e.prompt_ids):]} - set(
+        t for e in examples for t in e.prompt_ids)  # no target-only token
     with pytest.raises(ValueError, match="unknown row rule"):
-        control_rows("largest", tickets, 100, seed=0, target_counts=counts)
+        rows("largest")
+
+
+def test_random_seen_takes_every_seen_row_when_k_is_larger():
+    assert random_seen_rows(np.array([3, 8, 9]), 10, seed=0).tolist() == [3, 8, 9]
 
 
 def test_histogram_counts_rows_and_tickets_per_distinct_d():

@@ -180,3 +180,35 @@ def test_dev_evaluation_after_every_epoch_and_the_last_step_leaves_training_as_i
     resumed = train(prepare_embed(model), examples, params, tokenizer.pad_token_id, seed=2, evaluate=evaluate,
                     checkpoint=checkpoint)
     assert resumed.dev == result.dev and len(seen) == 2  # steps 8 and 10 evaluated again, step 4's score kept
+
+
+def test_cosine_schedule_with_warmup_gives_transformers_lr_per_step_and_resumes(tiny, tmp_path):
+    from transformers import get_cosine_schedule_with_warmup
+
+    model, tokenizer, examples = tiny
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    params = TrainSettings(lr=0.05, steps=8, batch_size=4, max_length=64, schedule="cosine", warmup=0.25)
+    straight = train(prepare_embed(model), examples, params, tokenizer.pad_token_id, seed=3)
+    reference = get_cosine_schedule_with_warmup(torch.optim.SGD([torch.zeros(1)], lr=0.05), num_warmup_steps=2,
+                                                num_training_steps=8)
+    expected = []
+    for _ in range(8):
+        expected.append(reference.get_last_lr()[0])
+        reference.optimizer.step()
+        reference.step()
+    assert straight.lrs == expected and straight.lrs[0] == 0.0 and max(straight.lrs) == 0.05
+    constant = train(prepare_embed(model), examples, TrainSettings(lr=0.05, steps=3, batch_size=4), tokenizer.pad_token_id)
+    assert constant.lrs == [0.05] * 3
+
+    # A run killed after step 4 resumes with the schedule where it was: same losses, same weights.
+    model.load_state_dict(initial)
+    after = None
+    checkpoint = Checkpoint(tmp_path / "run.pt", every=4)
+    train(prepare_embed(model), examples, params, tokenizer.pad_token_id, seed=3, checkpoint=checkpoint)
+    after = model.get_input_embeddings().weight.detach().clone()
+    state = torch.load(checkpoint.path, weights_only=True)
+    assert state["step"] == 4
+    model.load_state_dict(initial)
+    resumed = train(prepare_embed(model), examples, params, tokenizer.pad_token_id, seed=3, checkpoint=checkpoint)
+    assert resumed.losses == straight.losses and resumed.lrs == straight.lrs[4:]
+    assert torch.equal(model.get_input_embeddings().weight, after)

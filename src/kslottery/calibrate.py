@@ -43,11 +43,21 @@ def lr_key(method: str) -> str:
     return f"train.{registry_entry(method).section}.lr"
 
 
+def with_overrides(raw: dict, overrides: dict) -> dict:
+    """A copy of the raw params mapping with each dotted key of `overrides` set (`train.embed.lr`)."""
+    changed = copy.deepcopy(raw)
+    for key, value in overrides.items():
+        *parents, leaf = key.split(".")
+        node = changed
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[leaf] = value
+    return changed
+
+
 def with_lr(raw: dict, method: str, lr: float) -> dict:
     """A copy of the raw params mapping with `method`'s learning rate set to `lr`."""
-    changed = copy.deepcopy(raw)
-    changed["train"][registry_entry(method).section]["lr"] = lr
-    return changed
+    return with_overrides(raw, {lr_key(method): lr})
 
 
 def default_grid(lr: float) -> list[float]:
@@ -80,26 +90,35 @@ def check_trial_inputs(params: Params, method: str, pair: str, seed: int, base: 
         raise CalibrationError("cannot calibrate: " + "; ".join(problems))
 
 
+def train_in_scratch(raw_params: dict, overrides: dict, method: str, pair: str, seed: int, base: Path, data: Path,
+                     tickets: Path, accelerate_config: str, scratch: Path) -> dict:
+    """Run the training stage of `method` as `dvc repro` would, on a copy of the params with
+    `overrides`, writing into `scratch` (scratch/params.yaml, scratch/model, ...); its metrics."""
+    (scratch / "params.yaml").write_text(yaml.safe_dump(with_overrides(raw_params, overrides), sort_keys=False))
+    command = accelerate_command(
+        accelerate_config, stages_dir() / "finetune.py", "--params", str(scratch / "params.yaml"), "--pair", pair,
+        "--method", method, "--seed", str(seed), "--base", str(base), "--data", str(data),
+        "--out", str(scratch / "model"), "--metrics", str(scratch / "metrics.json"),
+        "--loss-csv", str(scratch / "loss.csv"), "--dev-csv", str(scratch / "dev.csv"))
+    if registry_entry(method).needs_tickets:
+        command += ["--tickets", str(tickets)]
+    finished = subprocess.run(command)  # its log and progress bars go to the terminal
+    settings = ", ".join(f"{k} {v}" for k, v in overrides.items())
+    if finished.returncode != 0:
+        raise CalibrationError(f"{method} with {settings} failed (exit {finished.returncode}); its log is above")
+    metrics = json.loads((scratch / "metrics.json").read_text())
+    if "dev_chrf++" not in metrics:
+        raise CalibrationError(f"{method} with {settings} recorded no dev score; is evaluate.dev_limit 0?")
+    return metrics
+
+
 def run_trial(raw_params: dict, method: str, lr: float, pair: str, seed: int, base: Path, data: Path,
               tickets: Path, accelerate_config: str) -> dict:
     """Train `method` at `lr` with the stage script in a scratch directory; return its row."""
+    start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=f"ksl-calibrate-{method}-") as scratch:
-        scratch = Path(scratch)
-        (scratch / "params.yaml").write_text(yaml.safe_dump(with_lr(raw_params, method, lr), sort_keys=False))
-        command = accelerate_command(
-            accelerate_config, stages_dir() / "finetune.py", "--params", str(scratch / "params.yaml"), "--pair", pair,
-            "--method", method, "--seed", str(seed), "--base", str(base), "--data", str(data),
-            "--out", str(scratch / "model"), "--metrics", str(scratch / "metrics.json"),
-            "--loss-csv", str(scratch / "loss.csv"), "--dev-csv", str(scratch / "dev.csv"))
-        if registry_entry(method).needs_tickets:
-            command += ["--tickets", str(tickets)]
-        start = time.perf_counter()
-        finished = subprocess.run(command)  # its log and progress bars go to the terminal
-        if finished.returncode != 0:
-            raise CalibrationError(f"{method} at lr {lr:g} failed (exit {finished.returncode}); its log is above")
-        metrics = json.loads((scratch / "metrics.json").read_text())
-    if "dev_chrf++" not in metrics:
-        raise CalibrationError(f"{method} at lr {lr:g} recorded no dev score; is evaluate.dev_limit 0?")
+        metrics = train_in_scratch(raw_params, {lr_key(method): lr}, method, pair, seed, base, data, tickets,
+                                   accelerate_config, Path(scratch))
     return {"method": method, "lr": lr, "dev_chrf++": metrics["dev_chrf++"], "dev_bleu": metrics["dev_bleu"],
             "final_loss": metrics["final_loss"], "trainable_params": metrics["trainable_params"],
             "seconds": round(time.perf_counter() - start)}

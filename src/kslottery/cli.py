@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from kslottery import KSLotteryError
+from kslottery.atomic import write_text
 from kslottery.launch import stages_dir
 from kslottery.methods import TRAINED
 from kslottery.params import ParamsError, load_params
@@ -169,7 +170,7 @@ def experiments(repo, exp_json, out, all_commits):
       dvc queue start && dvc queue status   # wait until every task is done
       ksl experiments
     """
-    from kslottery.atomic import atomic_file, write_text
+    from kslottery.atomic import atomic_file
     from kslottery.sweep import dvc_exp_show, experiment_table, plot_alpha_sweep, to_markdown
 
     try:
@@ -219,7 +220,6 @@ def calibrate(method, lrs, pair, seed, params_path, out, redraw):
     """
     import yaml
 
-    from kslottery.atomic import write_text
     from kslottery.calibrate import (check_trial_inputs, default_grid, lr_key, merge_trials, read_trials, run_trial,
                                      write_report)
 
@@ -256,6 +256,67 @@ def calibrate(method, lrs, pair, seed, params_path, out, redraw):
     written = write_report(Path(out), params, Path("data/prepared"))
     click.echo(Path(written[0]).read_text(encoding="utf-8"))
     click.echo("wrote " + ", ".join(map(str, [csv, *written])))
+
+
+@main.command()
+@click.option("--lr", "lrs", multiple=True, type=click.FloatRange(min=0, min_open=True),
+              help="An embedding learning rate (repeat the option); default: 2e-5 to 1e-2, half a decade apart.")
+@click.option("--schedule", "schedules", multiple=True, type=click.Choice(("constant", "linear", "cosine")),
+              help="A learning-rate schedule (repeat the option); default: the params' train.embed schedule.")
+@click.option("--warmup", type=click.FloatRange(min=0, max=1, max_open=True), help="Warmup share of the steps.")
+@click.option("--steps", type=click.IntRange(min=1), help="Optimizer steps (default: the params' train.embed steps).")
+@click.option("--pair", help="Which pair's data (default: the first of params pairs).")
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Training seed.")
+@click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--out", default="results", show_default=True, type=click.Path(file_okay=False),
+              help="Where regime/{pair}-s{seed}.csv, regime.md and regime.png go.")
+@click.option("--redraw", is_flag=True, help="Train nothing: redraw regime.md and .png from the trials on file.")
+@user_errors
+def regime(lrs, schedules, warmup, steps, pair, seed, params_path, out, redraw):
+    """Map embedding-tuning settings to the number and kind of KS tickets (and the dev score).
+
+    \b
+    Each trial tunes the embedding as the finetune stage does, with only train.embed changed, then
+    selects its tickets at params alpha; 3-10 min each on the default (more for more steps). Needs
+    the pipeline's models/base and data/prepared/PAIR (`dvc repro prepare-data`).
+      ksl regime --lr 2e-5 --lr 1e-4 --lr 1e-3 --lr 1e-2                 # the params' schedule and steps
+      ksl regime --schedule cosine --warmup 0.03 --steps 375 --lr 2e-5   # the paper's: 3 epochs
+    """
+    import yaml
+
+    from kslottery.calibrate import check_trial_inputs
+    from kslottery.methods import KS_SOURCE
+    from kslottery.regime import merge_trials, read_trials, run_trial, write_report
+
+    out = Path(out)
+    if not redraw:
+        params = load_params(params_path)
+        pair = pair or params.pairs[0]
+        base, data = Path("models/base"), Path("data/prepared") / pair
+        check_trial_inputs(params, KS_SOURCE, pair, seed, base, data, Path("unused"))
+        current = params.train_settings(KS_SOURCE)
+        grid = [{"lr": lr, "schedule": schedule, "warmup": current.warmup if warmup is None else warmup,
+                 "steps": steps or current.steps}
+                for schedule in (schedules or (current.schedule,))
+                for lr in sorted(set(lrs) or (2e-5, 6.3e-5, 2e-4, 6.3e-4, 2e-3, 6.3e-3, 1e-2))]
+        csv = out / "regime" / f"{pair}-s{seed}.csv"
+        trials = read_trials(csv)
+        raw = yaml.safe_load(Path(params_path).read_text(encoding="utf-8"))
+        for setting in grid:
+            try:
+                row = run_trial(raw, setting, pair, seed, base, data, params.accelerate)
+            except KSLotteryError as err:
+                raise click.ClickException(f"{err}; the trials before it are in {csv}") from None
+            trials = merge_trials(trials, [row])
+            write_text(csv, trials.to_csv(index=False))  # after every trial: a stopped sweep keeps its results
+            click.echo(f"{setting}: {row['n_tickets']} tickets of {row['n_moved']} moved rows "
+                       f"({', '.join(f'{c} {row[c]}' for c in row if c.startswith('n_') and c not in ('n_moved', 'n_tickets'))}); "
+                       f"dev chrF++ {row['dev_chrf++']:.2f} ({row['seconds']} s)")
+    written = write_report(out)
+    if not written:
+        raise click.ClickException(f"no trials under {out / 'regime'}; run `ksl regime` first")
+    click.echo(Path(written[0]).read_text(encoding="utf-8"))
+    click.echo("wrote " + ", ".join(map(str, written)))
 
 
 @main.command()
@@ -301,6 +362,7 @@ def tickets(pair, seed, models_dir, top):
 def translate(text, adapter, base, pair, params_path):
     """Translate TEXT (one sentence per argument) with the base model plus a trained method."""
     from kslottery.evaluation import decode
+    from kslottery.scoring import first_line, whole
     from kslottery.params import pair_problems
     from kslottery.surgery import load_trained
 
@@ -315,9 +377,11 @@ def translate(text, adapter, base, pair, params_path):
                                    f"stage that trains it, e.g. `dvc repro ticket-finetune@{pair}-0-ticket` (about 3 min)")
     params = load_params(params_path)
     model, tokenizer = load_trained(Path(base), Path(adapter) if adapter else None, merge=True)
-    outputs = decode(model, tokenizer, list(text), pair, params.prompt.template, params.evaluate)
-    for sentence, output in zip(text, outputs):
-        click.echo(f"{sentence}\n  -> {output}")
+    continuations = decode(model, tokenizer, list(text), pair, params.prompt.template, params.evaluate)
+    for sentence, continuation in zip(text, continuations):
+        click.echo(f"{sentence}\n  -> {first_line(continuation)}")  # what the first-line protocol scores
+        if whole(continuation) != first_line(continuation):
+            click.echo(f"     (the whole continuation: {whole(continuation)})")
 
 
 if __name__ == "__main__":

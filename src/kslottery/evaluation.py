@@ -14,13 +14,14 @@ from kslottery.atomic import write_text
 from kslottery.corpus import SentencePair
 from kslottery.params import EvalParams
 from kslottery.prompts import format_prompt
-from kslottery.scoring import score
+from kslottery.scoring import first_line, score_protocols, whole
 from kslottery.translate import translate
 
 
 def decode(model, tokenizer, sources: list[str], pair: str, template: str, settings: EvalParams,
            desc: str = "translate") -> list[str]:
-    """One translation per source sentence: the prompt filled for `pair`, decoded as `settings` say."""
+    """One continuation per source sentence (until eos or max_new_tokens): the prompt filled for
+    `pair`, decoded as `settings` say. scoring.PROTOCOLS say which part of it is the translation."""
     prompts = [format_prompt(template, pair, source) for source in sources]
     return translate(model, tokenizer, prompts, settings.batch_size, settings.max_new_tokens, desc=desc,
                      num_beams=settings.num_beams)
@@ -28,9 +29,10 @@ def decode(model, tokenizer, sources: list[str], pair: str, template: str, setti
 
 def decode_and_score(model, tokenizer, pairs: list[SentencePair], pair: str, template: str, settings: EvalParams,
                      desc: str = "translate") -> tuple[list[str], dict]:
-    """(hypotheses, scores) of the sentence pairs: BLEU, chrF++, spBLEU where its model is on disk."""
-    hypotheses = decode(model, tokenizer, [p.source for p in pairs], pair, template, settings, desc)
-    return hypotheses, score(hypotheses, [p.target for p in pairs], settings.spbleu_tokenizer)
+    """(continuations, scores) of the sentence pairs: BLEU, chrF++, spBLEU where its model is on
+    disk, under every scoring protocol (scoring.score_protocols)."""
+    continuations = decode(model, tokenizer, [p.source for p in pairs], pair, template, settings, desc)
+    return continuations, score_protocols(continuations, [p.target for p in pairs], settings.spbleu_tokenizer)
 
 
 def dev_scorer(tokenizer, dev_pairs: list[SentencePair], pair: str, template: str, settings: EvalParams,
@@ -44,10 +46,12 @@ def dev_scorer(tokenizer, dev_pairs: list[SentencePair], pair: str, template: st
     return evaluate
 
 
-def write_translations(path: str | Path, pairs: list[SentencePair], hypotheses: list[str]) -> None:
-    """TSV of source, reference, hypothesis (tabs and newlines inside a field become spaces)."""
+def write_translations(path: str | Path, pairs: list[SentencePair], continuations: list[str]) -> None:
+    """TSV of source, reference, hypothesis (the continuation's first line) and continuation (all of
+    it, newlines as spaces); tabs and newlines inside a field become spaces."""
     def clean(text: str) -> str:
         return " ".join(text.replace("\t", " ").splitlines())
 
-    rows = "".join(f"{clean(p.source)}\t{clean(p.target)}\t{clean(h)}\n" for p, h in zip(pairs, hypotheses))
-    write_text(path, "source\treference\thypothesis\n" + rows)
+    rows = "".join(f"{clean(p.source)}\t{clean(p.target)}\t{clean(first_line(c))}\t{clean(whole(c))}\n"
+                   for p, c in zip(pairs, continuations))
+    write_text(path, "source\treference\thypothesis\tcontinuation\n" + rows)

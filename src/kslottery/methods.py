@@ -71,9 +71,11 @@ class Method:
     """How the result is saved: `embedding` (the tuned (V, d) matrix), `adapter` (a peft adapter
     directory) or `model` (a whole model directory)."""
     rows: str | None = None
-    """Token methods only: how their k embedding rows are chosen (tickets.control_rows): `tickets`
-    (the KS winners), `random` (k rows drawn from the vocabulary) or `frequent` (the k most frequent
-    target tokens). k is the ticket count, so every token method reads the tickets."""
+    """Token methods only: how their embedding rows are chosen (tickets.control_rows): `tickets` (the
+    KS winners), `random` (k rows drawn from the whole vocabulary), `random_seen` (k rows drawn
+    among those that occur in the training inputs), `frequent` (the k most frequent tokens of the
+    training inputs) or `template_tokens` (the prompt template's own tokens, however many). k is the
+    ticket count, so every token method reads the tickets."""
 
     @property
     def trains(self) -> bool:
@@ -97,11 +99,20 @@ METHODS: tuple[Method, ...] = (
     Method("prefix", "prefix-tuning", "a prefix-tuning adapter (peft)", "#8172b2",
            section="prefix", settings=PrefixSettings, surgery="prepare_prefix", saved_as="adapter"),
     Method("random-k", "random k rows",
-           "a control: as many embedding rows as the ticket, drawn at random from the vocabulary", "#937860",
+           "a control: as many embedding rows as the ticket, drawn at random from the whole vocabulary", "#937860",
            section="ticket", surgery="prepare_tokens", saved_as="adapter", rows="random"),
+    Method("random-seen-k", "random k seen rows",
+           "a control: as many embedding rows as the ticket, drawn at random among the tokens of the training "
+           "inputs (the rows embedding tuning moves)", "#8c613c",
+           section="ticket", surgery="prepare_tokens", saved_as="adapter", rows="random_seen"),
     Method("frequent-k", "most frequent k rows",
-           "a control: as many embedding rows as the ticket, the most frequent target tokens", "#da8bc3",
+           "a control: as many embedding rows as the ticket, the most frequent tokens of the training inputs "
+           "(prompt, source and target)", "#da8bc3",
            section="ticket", surgery="prepare_tokens", saved_as="adapter", rows="frequent"),
+    Method("template", "template rows",
+           "a control: the rows of the prompt template's own tokens (those in every training prompt), "
+           "a prompt-tuning-like baseline", "#17becf",
+           section="ticket", surgery="prepare_tokens", saved_as="adapter", rows="template_tokens"),
     Method("ticket", "KS tickets",
            "the KS-Lottery winning tickets: only the embedding rows whose KS shift was significant were trained",
            "#dd8452", section="ticket", surgery="prepare_tokens", saved_as="adapter", rows="tickets"),

@@ -200,6 +200,8 @@ class TrainSettings:
     optimizer: str = "adamw"
     weight_decay: float = 0.0
     max_length: int = 256
+    schedule: str = "constant"
+    warmup: float = 0.0
     log_every: int = 10
 
 
@@ -219,6 +221,11 @@ class TrainParams:
     """0 for embeddings: decay would move every row, seen or not, and blur the KS signal."""
     max_length: int = checked(positive, 256)
     """Prompt plus target tokens; longer targets lose their end (a prompt this long is an error)."""
+    schedule: str = checked(one_of(("constant", "linear", "cosine")), "constant")
+    """The learning rate over the steps (transformers' get_scheduler): `constant`, or `linear` /
+    `cosine` decay to 0 after the warmup (the paper's companion code: cosine, warmup 0.03)."""
+    warmup: float = checked(lambda v: None if 0 <= v < 1 else f"{v} must be in [0, 1): a share of the steps", 0.0)
+    """Share of the steps over which the lr rises linearly from 0 to `lr` (0: none)."""
     log_every: int = checked(positive, 10)
     """Steps between loss readings on the progress bar."""
     sections: dict[str, MethodSettings] = field(default_factory=dict)

@@ -46,6 +46,12 @@ class Example:
     input_ids: list[int]
     labels: list[int]  # IGNORE_INDEX on prompt tokens
 
+    @property
+    def prompt_ids(self) -> list[int]:
+        """The prompt's tokens: those before the first target token."""
+        first_target = next((i for i, label in enumerate(self.labels) if label != IGNORE_INDEX), len(self.labels))
+        return self.input_ids[:first_target]
+
 
 def encode_prompt(tokenizer, prompt: str) -> list[int]:
     """Token ids of a prompt, with the tokenizer's special tokens: LLaMA's and Gemma's <bos> (which
@@ -83,12 +89,3 @@ def collate(examples: list[Example], pad_token_id: int) -> dict[str, torch.Tenso
         labels[row, :n] = torch.tensor(e.labels)
         attention_mask[row, :n] = 1
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
-
-
-def token_counts(tokenizer, texts: list[str]) -> dict[int, int]:
-    """How often each token id occurs in `texts` (as targets are tokenized for training)."""
-    counts: dict[int, int] = {}
-    for text in texts:
-        for token_id in tokenizer(" " + text, add_special_tokens=False)["input_ids"]:
-            counts[token_id] = counts.get(token_id, 0) + 1
-    return counts

@@ -20,9 +20,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from kslottery.methods import BASE, TICKETS, label as method_label, order as method_order
+from kslottery.tickets import TOKEN_CLASSES
+from kslottery.scoring import PROTOCOL_LABELS, PROTOCOLS, TRANSLATION_COLUMNS, score_key
+from kslottery.methods import BASE, BY_NAME, TICKETS, label as method_label, order as method_order
 
-SCORES = {"bleu": "BLEU", "chrf++": "chrF++"}
+SCORES = {score_key(protocol, score): label + ("" if protocol == "first_line" else f" ({protocol})")
+          for protocol in PROTOCOLS for score, label in (("bleu", "BLEU"), ("chrf++", "chrF++"))}
+"""record key -> column label: `chrF++` scores the continuation's first line, `chrF++ (whole)` all of it."""
 SEED_DIR = re.compile(r"^s(\d+)(\.json)?$")
 
 
@@ -65,8 +69,9 @@ def build_table(records: list[dict]) -> pd.DataFrame:
     average over pairs when there are several pairs."""
     frame = pd.DataFrame(records)
     pairs = sorted(frame["pair"].unique())
+    scores = {key: label for key, label in SCORES.items() if key in frame}  # metrics of older runs lack some
     grouped = frame.groupby(["method", "pair"])
-    mean, std = grouped[list(SCORES)].mean(), grouped[list(SCORES)].std(ddof=1)  # std: NaN for one seed
+    mean, std = grouped[list(scores)].mean(), grouped[list(scores)].std(ddof=1)  # std: NaN for one seed
     several_seeds = bool((grouped.size() > 1).any())
     rows = []
     for method in method_order(set(frame["method"])):
@@ -76,12 +81,12 @@ def build_table(records: list[dict]) -> pd.DataFrame:
                "% of full": 100.0 * subset["trainable_params"].max() / subset["total_params"].max(),
                "seeds": _count_range(grouped.size()[method])}
         for pair in pairs:
-            for score, label in SCORES.items():
+            for score, label in scores.items():
                 row[f"{pair} {label}"] = mean[score].get((method, pair), float("nan"))
                 if several_seeds:
                     row[f"{pair} {label} std"] = std[score].get((method, pair), float("nan"))
         if len(pairs) > 1:
-            for score, label in SCORES.items():
+            for score, label in scores.items():
                 # NaN unless the method ran on every pair: an average over fewer pairs is another number
                 row[f"avg {label}"] = pd.Series([row[f"{pair} {label}"] for pair in pairs]).mean(skipna=False)
         rows.append(row)
@@ -168,17 +173,40 @@ def overlap_markdown(ks_records: list[dict], shown: int = 20) -> str:
     return "\n".join(parts)
 
 
+def token_rows_markdown(eval_records: list[dict], ks_records: list[dict]) -> str:
+    """What each token method trains: its rows (mean over seeds and pairs), next to k, the ticket count,
+    and what it draws them from; a method that found fewer than k rows says so."""
+    k = pd.Series([r["n_tickets"] for r in ks_records]).mean() if ks_records else float("nan")
+    lines = []
+    for method in method_order({r["method"] for r in eval_records}):
+        entry = BY_NAME.get(method)
+        rows = [r["rows"] for r in eval_records if r["method"] == method and r.get("rows") is not None]
+        if entry is None or not entry.needs_tickets or not rows:
+            continue
+        mean_rows = sum(rows) / len(rows)
+        short = f" (fewer than k = {k:,.0f}: no more distinct tokens to take)" if mean_rows < k and \
+            entry.rows in ("frequent", "random_seen") else ""
+        lines.append(f"- {entry.label}: {mean_rows:,.0f} rows{short}; {entry.description}.")
+    if not lines:
+        return ""
+    return "What the token methods train (k = the ticket count, mean over runs):\n\n" + "\n".join(lines) + "\n"
+
+
 def report_markdown(eval_dir: str | Path, certify_dir: str | Path | None = None, ks_dir: str | Path | None = None,
                     pairs=None, seeds=None) -> tuple[pd.DataFrame, str]:
     """(table, markdown): the comparison table, then certification and ticket overlaps where available."""
     table = build_table(_eval_records(eval_dir, pairs, seeds))
-    markdown = to_markdown(table)
+    markdown = to_markdown(table) + (PROTOCOL_NOTE if any(c.endswith("(whole)") for c in table) else "")
     certified = read_records(certify_dir, pairs, seeds) if certify_dir else []
     if certified:
         markdown += ("\nCertification (the embedding-tuned model with every non-ticket row reverted to the base,"
                      " against the embedding-tuned model on the test set; docs/certification.md):\n\n"
                      + certification_markdown(certified))
-    overlap = overlap_markdown(read_records(ks_dir, pairs, seeds)) if ks_dir else ""
+    ks_records = read_records(ks_dir, pairs, seeds) if ks_dir else []
+    rows = token_rows_markdown(_eval_records(eval_dir, pairs, seeds), ks_records)
+    if rows:
+        markdown += "\n" + rows
+    overlap = overlap_markdown(ks_records)
     if overlap:
         markdown += "\n" + overlap
     uncertainty = uncertainty_markdown(eval_dir, pairs, seeds)
@@ -187,6 +215,8 @@ def report_markdown(eval_dir: str | Path, certify_dir: str | Path | None = None,
     return table, markdown
 
 
+PROTOCOL_NOTE = ("\nBLEU and chrF++ score the first line of each continuation; (whole): the whole continuation, "
+                 "newlines as spaces, as the authors' evaluation code scores it. One decode, both scores.\n")
 BOOTSTRAP_SAMPLES = 1000
 
 
@@ -195,11 +225,12 @@ def read_translations(path: Path) -> pd.DataFrame:
     return pd.read_csv(path, sep="\t", quoting=csv.QUOTE_NONE, keep_default_na=False, dtype=str)
 
 
-def significance(eval_dir: str | Path, pair: str, seed: int, baseline: str = TICKETS) -> pd.DataFrame | None:
-    """Every method's BLEU and chrF++ on the test set of (pair, seed) with a 95% confidence interval,
-    and the p-value of its difference from `baseline`: sacrebleu's paired bootstrap resampling of the
-    test sentences (1000 resamples, sacrebleu's fixed seed, so the table is reproducible).
-    None when the baseline's translations are missing."""
+def significance(eval_dir: str | Path, pair: str, seed: int, baseline: str = TICKETS,
+                 protocol: str = "first_line") -> pd.DataFrame | None:
+    """Every method's BLEU and chrF++ on the test set of (pair, seed) under a scoring protocol, with a
+    95% confidence interval, and the p-value of its difference from `baseline`: sacrebleu's paired
+    bootstrap resampling of the test sentences (1000 resamples, sacrebleu's fixed seed, so the table
+    is reproducible). None when the baseline's translations (or that protocol's column) are missing."""
     from sacrebleu.metrics import BLEU, CHRF
     from sacrebleu.significance import PairedTest
 
@@ -211,13 +242,17 @@ def significance(eval_dir: str | Path, pair: str, seed: int, baseline: str = TIC
     if baseline not in paths or len(paths) < 2:
         return None
     frames = {m: read_translations(p) for m, p in paths.items()}
+    column = TRANSLATION_COLUMNS[protocol]
+    frames = {m: frame for m, frame in frames.items() if column in frame}  # older runs: no continuation column
+    if baseline not in frames or len(frames) < 2:
+        return None
     references = frames[baseline]["reference"].tolist()
     for method, frame in frames.items():
         if frame["reference"].tolist() != references:
             raise ValueError(f"{paths[method]}: its references differ from {paths[baseline]}'s; "
                              "the methods were not evaluated on the same test set")
     order = [baseline] + [m for m in method_order(set(frames)) if m != baseline]
-    systems = [(m, frames[m]["hypothesis"].tolist()) for m in order]
+    systems = [(m, frames[m][column].tolist()) for m in order]
     metrics = {"BLEU": BLEU(), "chrF++": CHRF(word_order=2)}
     _, results = PairedTest(systems, metrics, [references], test_type="bs", n_samples=BOOTSTRAP_SAMPLES)()
     rows = []
@@ -238,8 +273,8 @@ def uncertainty_markdown(eval_dir: str | Path, pairs=None, seeds=None) -> str:
     out = []
     for pair in sorted(pairs or [p.name for p in eval_dir.iterdir() if p.is_dir()]):
         found = sorted(int(m.group(1)) for d in (eval_dir / pair).glob("s*") if (m := SEED_DIR.match(d.name)))
-        for seed in sorted(seeds or found):
-            frame = significance(eval_dir, pair, seed)
+        for seed, protocol in ((seed, protocol) for seed in sorted(seeds or found) for protocol in PROTOCOLS):
+            frame = significance(eval_dir, pair, seed, protocol=protocol)
             if frame is None:
                 continue
             table = pd.DataFrame({
@@ -250,7 +285,8 @@ def uncertainty_markdown(eval_dir: str | Path, pairs=None, seeds=None) -> str:
                 f"p vs {method_label(TICKETS)} (chrF++)": [_p(p) for p in frame["chrF++ p"]],
             })
             n = len(read_translations(eval_dir / pair / f"s{seed}" / f"{TICKETS}.translations.tsv"))
-            out.append(f"Uncertainty, {pair} seed {seed}: sacrebleu paired bootstrap over the {n} test sentences "
+            out.append(f"Uncertainty, {pair} seed {seed}, {PROTOCOL_LABELS[protocol]}: sacrebleu paired bootstrap "
+                       f"over the {n} test sentences "
                        f"({BOOTSTRAP_SAMPLES} resamples): each score with the half-width of its 95% confidence "
                        "interval, and the p-value of its difference from the KS tickets (small: the difference "
                        "is unlikely to be resampling noise of the test set; it says nothing of training noise, "
@@ -286,37 +322,45 @@ def summary(eval_dir: str | Path, certify_dir: str | Path | None = None, ks_dir:
         entry = result.setdefault(pair, {})
         for method in method_order({r["method"] for r in evaluations if r["pair"] == pair}):
             runs = [r for r in evaluations if r["pair"] == pair and r["method"] == method]
-            leaf = {"bleu": mean(runs, "bleu"), "chrf++": mean(runs, "chrf++")}
+            keys = [key for key in SCORES if any(key in r for r in runs)]
+            leaf = {key: mean(runs, key) for key in keys}
             if len(runs) > 1:
-                leaf.update({"bleu_std": std(runs, "bleu"), "chrf++_std": std(runs, "chrf++"), "seeds": len(runs)})
+                leaf.update({f"{key}_std": std(runs, key) for key in keys} | {"seeds": len(runs)})
             leaf["trainable_params"] = max(r["trainable_params"] for r in runs)
             losses = [r for r in training if r.get("pair") == pair and r.get("method") == method]
             if losses:
                 leaf["final_loss"] = mean(losses, "final_loss")
             entry[method] = leaf
     for record_set, key, fields in (
-            (read_records(ks_dir, pairs, seeds) if ks_dir else [], "tickets", ("n_tickets", "n_significant", "n_moved")),
+            (read_records(ks_dir, pairs, seeds) if ks_dir else [], "tickets",
+             ("n_tickets", "n_significant", "n_moved", *(f"n_{name}" for name in TOKEN_CLASSES))),
             (read_records(certify_dir, pairs, seeds) if certify_dir else [], "certify",
              ("next_token_agreement", "chrf++_tickets_only", "chrf++_difference"))):
         for pair in sorted({r["pair"] for r in record_set}):
             runs = [r for r in record_set if r["pair"] == pair]
-            result.setdefault(pair, {})[key] = {field: mean(runs, field) for field in fields}
+            result.setdefault(pair, {})[key] = {field: mean(runs, field) for field in fields
+                                                if any(field in r for r in runs)}
     return result
 
 
 def plot_scores(table: pd.DataFrame, out_png: Path) -> None:
-    """Horizontal bars of chrF++ per method (first pair, or the average), labelled with #params;
-    error bars of one standard deviation over seeds where there are several."""
+    """Horizontal bars of chrF++ per method (first pair, or the average), one panel per scoring
+    protocol, labelled with #params; error bars of one standard deviation over seeds where there are
+    several."""
     from kslottery.plots import pyplot, save_png
 
     plt = pyplot()
-    column = "avg chrF++" if "avg chrF++" in table else next(c for c in table if c.endswith("chrF++"))
-    errors = table[f"{column} std"][::-1].fillna(0) if f"{column} std" in table else None
-    fig, ax = plt.subplots(figsize=(7, 0.5 * len(table) + 1.2))
-    ax.barh(table.index[::-1], table[column][::-1], xerr=errors, color="#4c72b0", ecolor="#333333", capsize=3)
-    for y, (score, n) in enumerate(zip(table[column][::-1], table["trainable params"][::-1])):
-        ax.text(score, y, f" {score:.1f}  ({n:,} params)", va="center", fontsize=8)
-    ax.set_xlabel(column)
-    ax.set_xlim(0, max(table[column].max() * 1.35, 1))
-    ax.set_title("Translation quality by method")
+    prefix = "avg" if any(c.startswith("avg ") for c in table) else next(c for c in table if c.endswith("chrF++")).split()[0]
+    panels = [(protocol, f"{prefix} {SCORES[score_key(protocol, 'chrf++')]}") for protocol in PROTOCOLS]
+    panels = [(protocol, column) for protocol, column in panels if column in table]
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 0.5 * len(table) + 1.2), squeeze=False,
+                             sharey=True)
+    for ax, (protocol, column) in zip(axes[0], panels):
+        errors = table[f"{column} std"][::-1].fillna(0) if f"{column} std" in table else None
+        ax.barh(table.index[::-1], table[column][::-1], xerr=errors, color="#4c72b0", ecolor="#333333", capsize=3)
+        for y, (score, n) in enumerate(zip(table[column][::-1], table["trainable params"][::-1])):
+            ax.text(score, y, f" {score:.1f}  ({n:,} params)", va="center", fontsize=8)
+        ax.set_xlabel(column)
+        ax.set_xlim(0, max(table[column].max() * 1.45, 1))
+        ax.set_title(f"chrF++ of the {PROTOCOL_LABELS[protocol]}")
     save_png(fig, out_png)

@@ -1,5 +1,13 @@
 """Corpus-level scores with sacrebleu: BLEU, chrF++ and, where its tokenizer model is already on
-disk, spBLEU (sacrebleu's flores101 or flores200 SentencePiece tokenizer). Nothing is downloaded here."""
+disk, spBLEU (sacrebleu's flores101 or flores200 SentencePiece tokenizer). Nothing is downloaded here.
+
+A continuation is scored under two protocols (PROTOCOLS), from one decode:
+* `first_line`: the continuation up to its first newline, stripped: what a translation prompt of
+  one line asks for, and what a model that has not learnt to stop still gets credit for;
+* `whole`: the whole continuation, newlines as spaces, as the KS-Lottery authors' evaluation scores
+  it: a model that runs on past its translation pays for it.
+Scores of `first_line` keep their plain names (`bleu`, `chrf++`, `spbleu`); those of another
+protocol carry its name (`whole_bleu`, ...)."""
 
 from __future__ import annotations
 
@@ -18,6 +26,40 @@ def spbleu_model_path(tokenizer: str = "flores101") -> Path | None:
         return None
     path = Path(SACREBLEU_DIR) / "models" / Path(SPM_MODELS[tokenizer]["url"]).name
     return path if path.is_file() else None
+
+
+def first_line(continuation: str) -> str:
+    """The first line of a continuation, stripped."""
+    return continuation.strip().split("\n", 1)[0].strip()
+
+
+def whole(continuation: str) -> str:
+    """The whole continuation, newlines as spaces, stripped."""
+    return continuation.replace("\n", " ").strip()
+
+
+PROTOCOLS = {"first_line": first_line, "whole": whole}
+"""protocol name -> the text of a continuation that it scores."""
+PROTOCOL_LABELS = {"first_line": "first line", "whole": "whole continuation"}
+TRANSLATION_COLUMNS = {"first_line": "hypothesis", "whole": "continuation"}
+"""protocol -> its column in the translations TSV that evaluate writes (evaluation.write_translations)."""
+
+
+def score_key(protocol: str, score: str) -> str:
+    """The name of a score under a protocol: `chrf++` (first line), `whole_chrf++`."""
+    return score if protocol == "first_line" else f"{protocol}_{score}"
+
+
+def score_protocols(continuations: list[str], references: list[str], spbleu_tokenizer: str = "flores101") -> dict:
+    """`score` of each protocol's view of the continuations, in one flat record (see score_key)."""
+    scores = {}
+    for protocol, view in PROTOCOLS.items():
+        scored = score([view(c) for c in continuations], references, spbleu_tokenizer)
+        if protocol == "first_line":
+            scores |= scored
+        else:
+            scores |= {score_key(protocol, k): scored[k] for k in ("bleu", "chrf++", "spbleu")}
+    return scores
 
 
 def score(hypotheses: list[str], references: list[str], spbleu_tokenizer: str = "flores101") -> dict:

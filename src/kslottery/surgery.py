@@ -131,10 +131,10 @@ def save_trained(model, name: str, out_dir: Path, info: dict, state_dict: dict |
 
 
 def load_embedding(method_dir: Path) -> torch.Tensor:
-    """The tuned (V, d) input embedding saved by embed-finetune."""
+    """The tuned (V, d) input embedding saved by the embedding tuning (finetune@PAIR-SEED-embed)."""
     path = Path(method_dir) / EMBEDDING_FILE
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing; run embed-finetune first (`dvc repro embed-finetune`)")
+        raise FileNotFoundError(f"{path} is missing; run the embedding tuning first (`dvc repro finetune@PAIR-SEED-embed`)")
     return load_file(path)["weight"]
 
 

@@ -24,7 +24,7 @@ from kslottery.methods import KS_SOURCE, METHODS, TICKETS, colour, label
 SUMMARY = "metrics/summary.json"
 # The methods an alpha or ranking change moves (the token methods), and the embedding they are cut from
 COMPARED = (TICKETS, KS_SOURCE, *(m.name for m in METHODS if m.needs_tickets and m.name != TICKETS))
-SCORES = {"chrf++": "chrF++", "bleu": "BLEU"}
+SCORES = {"chrf++": "chrF++", "bleu": "BLEU", "whole_chrf++": "chrF++ (whole)"}
 NOT_RESULTS = ("checkpoint_every",)  # params that change how a run gets there, never its result
 
 

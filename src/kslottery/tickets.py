@@ -4,13 +4,14 @@ Pure functions of arrays and records: no model, no files. The KS test itself is 
 
 * `select_tickets`: the rows whose KS shift is significant at level alpha, ranked (by p, D or the
   l2 shift), optionally capped at top_k;
-* `control_rows`: the rows a token method trains (methods.Method.rows): the tickets themselves, k
-  rows drawn at random, or the k most frequent target tokens, k being the ticket count.
+* `control_rows`: the rows a token method trains (methods.Method.rows): the tickets themselves, or
+  a control's rows (random from the vocabulary or from the training inputs, the most frequent
+  input tokens, the template's tokens), k being the ticket count.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,12 +30,14 @@ class Tickets:
     n_significant: int  # rows with p < alpha before any top_k cap
     n_moved: int  # rows that changed at all
 
-    def record(self, token_strings: list[str], alpha: float, top_k: int | None, rank_by: str, vocab_size: int) -> dict:
-        """The JSON form written to tickets.json: summary counts, then one entry per ticket, in rank order.
+    def record(self, token_strings: list[str], alpha: float, top_k: int | None, rank_by: str, vocab_size: int,
+               classes: list[str] | None = None) -> dict:
+        """The JSON form written to tickets.json: summary counts, then one entry per ticket, in rank order
+        (with its TOKEN_CLASSES class where `classes` are given).
 
         An unknown shift (NaN) is written as null: json.dumps would write NaN, which is not JSON.
         """
-        return {
+        record = {
             "alpha": alpha,
             "top_k": top_k,
             "rank_by": rank_by,
@@ -48,6 +51,11 @@ class Tickets:
                 for t, s, d, p, l2 in zip(self.token_ids, token_strings, self.statistic, self.pvalue, self.shift)
             ],
         }
+        if classes is not None:
+            record |= {f"n_{name}": classes.count(name) for name in TOKEN_CLASSES}
+            for ticket, name in zip(record["tickets"], classes):
+                ticket["class"] = name
+        return record
 
 
 def row_shift(before: np.ndarray, after: np.ndarray) -> np.ndarray:
@@ -113,23 +121,63 @@ def most_frequent_rows(counts: dict[int, int], k: int) -> np.ndarray:
     return np.array([token for token, _ in ranked[:k]], dtype=np.int64)
 
 
-def control_rows(rule: str, ticket_rows: list[int], vocab_size: int, seed: int,
-                 target_counts: Callable[[], dict[int, int]]) -> list[int]:
-    """The rows a token method trains, by its registry entry's `rows` rule:
+@dataclass(frozen=True)
+class TrainingTokens:
+    """What the control rules read of the training data: the token ids of every training input as
+    the model sees it (prompt, source and target) and of every prompt alone."""
+
+    inputs: list[list[int]]
+    prompts: list[list[int]]
+
+    def counts(self) -> dict[int, int]:
+        """How often each token id occurs in the training inputs."""
+        counts: dict[int, int] = {}
+        for ids in self.inputs:
+            for token in ids:
+                counts[token] = counts.get(token, 0) + 1
+        return counts
+
+    def seen(self) -> np.ndarray:
+        """The distinct token ids of the training inputs, sorted: the rows embedding tuning moves."""
+        return np.unique(np.concatenate([np.asarray(ids, dtype=np.int64) for ids in self.inputs]))
+
+    def template(self) -> np.ndarray:
+        """The token ids that occur in every prompt, sorted: the template's own tokens (its words, the
+        language names, special tokens), however each source is tokenized."""
+        common = set(self.prompts[0]).intersection(*map(set, self.prompts[1:]))
+        return np.array(sorted(common), dtype=np.int64)
+
+
+def random_seen_rows(seen: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """min(k, len(seen)) distinct rows drawn uniformly among `seen`, seeded; sorted."""
+    if k <= 0:
+        raise ValueError(f"k={k} must be positive")
+    chosen = np.random.default_rng(seed).choice(seen, size=min(k, len(seen)), replace=False)
+    return np.sort(chosen).astype(np.int64)
+
+
+def control_rows(rule: str, ticket_rows: list[int], vocab_size: int, seed: int, tokens: TrainingTokens) -> list[int]:
+    """The rows a token method trains, by its registry entry's `rows` rule (k = len(ticket_rows)):
 
     * `tickets`: the ticket rows themselves;
-    * `random`: k = len(ticket_rows) rows drawn uniformly from the vocabulary (seeded);
-    * `frequent`: the k most frequent tokens of the training targets (`target_counts()`, called only
-      for this rule: counting tokenizes the training set), fewer if fewer distinct tokens occur.
+    * `random`: k rows drawn uniformly from the whole vocabulary (seeded): the paper's control;
+    * `random_seen`: k rows drawn uniformly among the tokens of the training inputs (seeded), the
+      rows that get a gradient at all; fewer if fewer distinct tokens occur;
+    * `frequent`: the k most frequent tokens of the training inputs; fewer if fewer occur;
+    * `template_tokens`: the tokens of every training prompt, however many (k is not used).
     """
     k = len(ticket_rows)
     if rule == "tickets":
         return list(ticket_rows)
     if rule == "random":
         return random_rows(vocab_size, k, seed=seed).tolist()
+    if rule == "random_seen":
+        return random_seen_rows(tokens.seen(), k, seed=seed).tolist()
     if rule == "frequent":
-        return most_frequent_rows(target_counts(), k).tolist()
-    raise ValueError(f"unknown row rule {rule!r}; use tickets, random or frequent")
+        return most_frequent_rows(tokens.counts(), k).tolist()
+    if rule == "template_tokens":
+        return tokens.template().tolist()
+    raise ValueError(f"unknown row rule {rule!r}; use tickets, random, random_seen, frequent or template_tokens")
 
 
 def histogram_csv(statistic: np.ndarray, ticket_ids: np.ndarray) -> str:
@@ -146,3 +194,29 @@ def histogram_csv(statistic: np.ndarray, ticket_ids: np.ndarray) -> str:
 def ticket_rows(record: dict) -> list[int]:
     """The token ids of a tickets.json record (Tickets.record), in rank order."""
     return [ticket["token_id"] for ticket in record["tickets"]]
+
+
+TOKEN_CLASSES = ("template", "punctuation", "frequent", "content")
+"""What a ticket is, first match wins: a token of the prompt template (in every training prompt),
+punctuation or whitespace, one of the FREQUENT_TOP most frequent tokens of the training inputs
+(function words, mostly), or anything else (content)."""
+FREQUENT_TOP = 100
+
+
+def token_class(token_id: int, text: str, template: set[int], frequent: set[int]) -> str:
+    """The TOKEN_CLASSES entry of one token; `text` is the token decoded on its own."""
+    if token_id in template:
+        return "template"
+    stripped = text.strip()
+    if not stripped or all(unicodedata.category(ch)[0] in "PSZC" for ch in stripped):
+        return "punctuation"
+    if token_id in frequent:
+        return "frequent"
+    return "content"
+
+
+def token_classes(token_ids, texts: list[str], tokens: TrainingTokens) -> list[str]:
+    """The class of each token (token_class), with the template and frequent sets of `tokens`."""
+    template = set(tokens.template().tolist())
+    frequent = set(most_frequent_rows(tokens.counts(), FREQUENT_TOP).tolist())
+    return [token_class(int(t), text, template, frequent) for t, text in zip(token_ids, texts)]

@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -32,6 +33,7 @@ import torch.nn.functional as F
 from accelerate import Accelerator
 from accelerate.utils import DataLoaderConfiguration, DistributedType
 from torch.utils.data import DataLoader
+from transformers import get_scheduler
 
 from kslottery import KSLotteryError
 from kslottery import checkpoint as checkpoints
@@ -50,6 +52,7 @@ class TrainingError(KSLotteryError, RuntimeError):
 @dataclass
 class TrainResult:
     losses: list[float] = field(default_factory=list)  # one per optimizer step
+    lrs: list[float] = field(default_factory=list)  # the learning rate of each step this process ran
     dev: list[dict] = field(default_factory=list)  # {epoch, step, scores...} at each epoch's end and the last step
     seconds: float = 0.0
     trainable_params: int = 0
@@ -90,6 +93,14 @@ def make_optimizer(parameters: list[torch.nn.Parameter], params: TrainSettings) 
     raise ValueError(f"unknown optimizer {params.optimizer!r}")
 
 
+def make_scheduler(optimizer: torch.optim.Optimizer, params: TrainSettings):
+    """The learning rate per step: transformers' schedule `params.schedule`, with the first
+    `params.warmup` share of the steps rising linearly from 0 (constant: `constant_with_warmup`)."""
+    name = "constant_with_warmup" if params.schedule == "constant" and params.warmup else params.schedule
+    return get_scheduler(name, optimizer, num_warmup_steps=round(params.warmup * params.steps),
+                         num_training_steps=params.steps)
+
+
 def train(model, examples: list[Example], params: TrainSettings, pad_token_id: int, seed: int = 0,
           desc: str = "train", checkpoint: Checkpoint | None = None,
           evaluate: Callable[[object], dict] | None = None) -> TrainResult:
@@ -125,9 +136,11 @@ def train(model, examples: list[Example], params: TrainSettings, pad_token_id: i
     loader = DataLoader(examples, batch_sampler=batches, collate_fn=partial(collate, pad_token_id=pad_token_id))
     optimizer = make_optimizer(trainable, params)
     model, optimizer, loader = accelerator.prepare(model, optimizer, loader)
-    log.info("%s: %d steps, batch %d%s, %s lr %g, device %s, %s", desc, params.steps, params.batch_size,
+    scheduler = make_scheduler(optimizer, params)  # stepped here once per step, on every process alike
+    log.info("%s: %d steps, batch %d%s, %s lr %g (%s%s), device %s, %s", desc, params.steps, params.batch_size,
              f" ({params.batch_size // processes} on each of {processes} processes)" if processes > 1 else "",
-             params.optimizer, params.lr, accelerator.device, trainable[0].dtype)
+             params.optimizer, params.lr, params.schedule, f", warmup {params.warmup:g}" if params.warmup else "",
+             accelerator.device, trainable[0].dtype)
 
     stream = _forever(loader)
     first_step = 0
@@ -137,8 +150,11 @@ def train(model, examples: list[Example], params: TrainSettings, pad_token_id: i
             first_step, result.losses[:], result.dev[:] = resumed.step, resumed.losses, resumed.dev
             # Replay the batch order up to the checkpoint, then restore the RNG as it was there (the
             # data loader draws from it at every pass, so the order of these two matters).
-            for _ in range(first_step):
-                next(stream)
+            with warnings.catch_warnings():  # the schedule's replay, with no optimizer step: as intended
+                warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)`")
+                for _ in range(first_step):
+                    next(stream)
+                    scheduler.step()
             torch.set_rng_state(resumed.rng)
 
     model.train()
@@ -157,7 +173,9 @@ def train(model, examples: list[Example], params: TrainSettings, pad_token_id: i
         loss = (batch_nll / targets).item()  # mean over the whole batch's target tokens
         if not math.isfinite(loss):
             raise TrainingError(f"{desc}: loss is {loss} at step {step}; lower the learning rate")
+        result.lrs.append(scheduler.get_last_lr()[0])
         optimizer.step()
+        scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         result.losses.append(loss)
         if step % params.log_every == 0 or step == params.steps - 1:

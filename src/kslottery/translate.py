@@ -1,12 +1,13 @@
-"""Batched greedy translation: left padding, KV cache, stop at end of line or eos.
+"""Batched greedy translation: left padding, KV cache, each sentence decoded until eos or
+`max_new_tokens`. The whole continuation comes back; how much of it counts is the scoring
+protocol's business (scoring.py: its first line, or all of it).
 
 Prompts are sorted by length before batching so that a batch carries little padding; outputs
 come back in the caller's order.
 
-`greedy` is our decoding loop rather than `model.generate`: a row that has produced its line is
-dropped from the batch (and from the KV cache) at once, where `generate` decodes every row until
-the longest one stops; one sentence that runs on to `max_new_tokens` kept a whole batch of finished
-rows computing. Same greedy choices, so the same outputs (tests compare it with `generate`).
+`greedy` is our decoding loop rather than `model.generate`: a row that has ended is dropped from
+the batch (and from the KV cache) at once, where `generate` decodes every row until the longest one
+stops; one sentence that runs on to `max_new_tokens` kept a whole batch of finished rows computing. Same greedy choices, so the same outputs (tests compare it with `generate`).
 Prompt-learning models (prefix tuning) build their own cache inside peft's forward and keep
 `generate`.
 """
@@ -22,14 +23,15 @@ from kslottery.prompts import encode_prompt
 
 def translate(model, tokenizer, prompts: list[str], batch_size: int, max_new_tokens: int, desc: str = "translate",
               num_beams: int = 1) -> list[str]:
-    """Greedy (or beam-search) continuation of each prompt, cut at the first newline. One string per prompt."""
+    """Greedy (or beam-search) continuation of each prompt, until eos or max_new_tokens, as text
+    (special tokens dropped). One string per prompt."""
     tokens = translate_tokens(model, tokenizer, prompts, batch_size, max_new_tokens, desc, num_beams=num_beams)
-    return [postprocess(tokenizer.decode(t, skip_special_tokens=True)) for t in tokens]
+    return [tokenizer.decode(t, skip_special_tokens=True) for t in tokens]
 
 
 def translate_tokens(model, tokenizer, prompts: list[str], batch_size: int, max_new_tokens: int,
                      desc: str = "translate", use_generate: bool | None = None, num_beams: int = 1) -> list[list[int]]:
-    """The new token ids of each prompt, up to and including its first stop token (a newline or eos).
+    """The new token ids of each prompt, up to and including its first end token (eos).
 
     `num_beams` > 1: beam search, with transformers' `model.generate`. `use_generate`: greedy
     decoding with `model.generate` instead of `greedy` (same tokens, slower; the benchmark's
@@ -41,7 +43,7 @@ def translate_tokens(model, tokenizer, prompts: list[str], batch_size: int, max_
     order = sorted(range(len(prompts)), key=lambda i: len(encoded[i]))
     outputs: list[list[int]] = [[] for _ in prompts]
     device = next(model.parameters()).device
-    stop_ids = line_end_ids(tokenizer).to(device)
+    stop_ids = end_ids(tokenizer).to(device)
     for start in progress(range(0, len(order), batch_size), desc=desc, unit="batch"):
         rows = order[start:start + batch_size]
         # generation appends on the right, so pad on the left
@@ -99,16 +101,8 @@ def greedy(model, input_ids: torch.Tensor, attention_mask: torch.Tensor, stop_id
     return new_tokens
 
 
-def line_end_ids(tokenizer) -> torch.Tensor:
-    """Every token whose text holds a newline, and eos: decoding stops at the first of them, and
-    `postprocess` keeps only the text before the first newline, so nothing after it can matter."""
-    texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
-    ids = {i for i, text in enumerate(texts) if "\n" in text}
-    if tokenizer.eos_token_id is not None:
-        ids.add(tokenizer.eos_token_id)
-    return torch.tensor(sorted(ids), dtype=torch.long)
-
-
-def postprocess(text: str) -> str:
-    """The first line of a continuation, stripped."""
-    return text.strip().split("\n", 1)[0].strip()
+def end_ids(tokenizer) -> torch.Tensor:
+    """The token that ends a continuation: the tokenizer's eos (what training appends to every target)."""
+    if tokenizer.eos_token_id is None:
+        raise ValueError("the tokenizer has no eos token; a continuation could never end")
+    return torch.tensor([tokenizer.eos_token_id], dtype=torch.long)

@@ -1,0 +1,46 @@
+"""`ksl regime` end to end on a tiny model: each setting tunes the embedding as the stage does, then
+ks-select runs on it; the trial table, its markdown and plot."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from kslottery.regime import COLUMNS, merge_trials
+from conftest import trial_project
+
+
+def test_ksl_regime_maps_settings_to_tickets_and_their_classes(tmp_path, tiny_model_dir):
+    project = trial_project(tmp_path, tiny_model_dir)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    env = {**os.environ, "TQDM_DISABLE": "1", "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+    def ksl(*args):
+        result = subprocess.run([sys.executable, "-m", "kslottery.cli", "regime", *args], cwd=project,
+                                capture_output=True, text=True, env=env)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        return result.stdout
+
+    ksl("--lr", "0.5", "--lr", "1e-5", "--schedule", "cosine", "--warmup", "0.34")
+    trials = pd.read_csv(project / "results" / "regime" / "en-ca-s0.csv")
+    assert list(trials.columns) == COLUMNS and len(trials) == 2
+    assert set(trials["schedule"]) == {"cosine"} and set(trials["steps"]) == {3} and set(trials["warmup"]) == {0.34}
+    small, large = trials.sort_values("lr").to_dict("records")
+    assert large["n_tickets"] > small["n_tickets"]  # a larger lr moves more rows past the KS threshold
+    for row in (small, large):
+        assert sum(row[f"n_{c}"] for c in ("template", "punctuation", "frequent", "content")) == row["n_tickets"]
+        assert row["n_tickets"] <= row["n_moved"] and 0 <= row["dev_chrf++"] <= 100
+    assert "| cosine |" in (project / "results" / "regime.md").read_text()
+    assert (project / "results" / "regime.png").stat().st_size > 5000
+    assert params == yaml.safe_load((project / "params.yaml").read_text())  # the trials never touch params.yaml
+    assert not list((project / "models").glob("en-ca*"))  # nor the pipeline's outputs
+    ksl("--redraw")
+
+
+def test_a_new_trial_of_the_same_settings_replaces_the_old_row():
+    row = dict.fromkeys(COLUMNS, 0) | {"lr": 1e-3, "schedule": "constant", "warmup": 0.0, "steps": 125, "alpha": 0.05}
+    trials = merge_trials(merge_trials(None, [row | {"n_tickets": 5}]), [row | {"n_tickets": 7}, row | {"lr": 1e-2}])
+    assert len(trials) == 2 and trials.loc[trials["lr"] == 1e-3, "n_tickets"].item() == 7
