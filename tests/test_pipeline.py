@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from kslottery.methods import TOKEN_METHODS, TRAINED
 from conftest import tiny_pairs
 
 REPO = Path(__file__).resolve().parents[1]
@@ -81,22 +82,25 @@ def test_dvc_repro_end_to_end(tmp_path, tiny_model_dir):
         assert [t["p"] for t in tickets["tickets"]] == sorted(t["p"] for t in tickets["tickets"])
         assert (run_dir / "ticket/adapter_config.json").is_file()
 
-        for method in ("embed", "ticket", "full", "lora", "prefix", "random-k", "frequent-k"):
+        for method in TRAINED:
             record = json.loads((project / f"metrics/eval/en-ca/s{seed}/{method}.json").read_text())
             assert record["method"] == method and record["n"] == 8 and record["seed"] == seed
-            assert 0 <= record["chrf++"] <= 100
+            assert 0 <= record["chrf++"] <= 100 and 0 <= record["whole_chrf++"] <= 100  # both protocols
             translations = (project / f"metrics/eval/en-ca/s{seed}/{method}.translations.tsv").read_text().splitlines()
-            assert translations[0] == "source\treference\thypothesis" and len(translations) == 9
+            assert translations[0] == "source\treference\thypothesis\tcontinuation" and len(translations) == 9
         for method in ("ticket", "random-k"):  # k rows of d = 16, the same k for both
             record = json.loads((project / f"metrics/eval/en-ca/s{seed}/{method}.json").read_text())
             assert record["trainable_params"] == tickets["n_tickets"] * 16, method
-        # frequent-k: the k most frequent target tokens, or all of them where the targets hold fewer
-        frequent = json.loads((project / f"metrics/eval/en-ca/s{seed}/frequent-k.json").read_text())
-        assert 0 < frequent["trainable_params"] <= tickets["n_tickets"] * 16
+        # frequent-k and random-seen-k: k input tokens, or all of them where the inputs hold fewer;
+        # template-tokens: however many tokens every prompt shares
+        for method in ("frequent-k", "random-seen-k", "template-tokens"):
+            record = json.loads((project / f"metrics/eval/en-ca/s{seed}/{method}.json").read_text())
+            assert record["trainable_params"] == record["rows"] * 16 and record["rows"] > 0, method
+            assert method == "template-tokens" or record["rows"] <= tickets["n_tickets"], method
         full = json.loads((project / f"metrics/eval/en-ca/s{seed}/full.json").read_text())
         assert full["trainable_params"] == full["total_params"]
 
-        for method in ("embed", "ticket", "full", "lora", "prefix", "random-k", "frequent-k"):  # dev after the epoch
+        for method in TRAINED:  # dev after the epoch
             trained = json.loads((project / f"metrics/train/en-ca/s{seed}/{method}.json").read_text())
             dev = (project / f"metrics/train/en-ca/s{seed}/{method}.dev.csv").read_text().splitlines()
             assert dev[0] == "epoch,step,chrf++,bleu" and len(dev) == 2, method  # 3 steps < an epoch of 6
@@ -110,14 +114,15 @@ def test_dvc_repro_end_to_end(tmp_path, tiny_model_dir):
 
     table = (project / "results/table.md").read_text()
     for label in ("base (zero-shot)", "full fine-tuning", "embedding only", "LoRA", "prefix-tuning",
-                  "random k rows", "most frequent k rows", "KS tickets", "en-ca chrF++", "% of full",
-                  "next-token agreement", "Ticket stability across seeds", " ± "):
+                  "random k rows", "random k seen rows", "most frequent k rows", "template tokens", "KS tickets",
+                  "en-ca chrF++", "en-ca chrF++ (whole)", "% of full", "What the token methods train",
+                  "next-token agreement", "Ticket stability across seeds", " ± ", "seed 0, whole continuation"):
         assert label in table, label
     assert (project / "results/scores.png").stat().st_size > 1000
     summary = json.loads((project / "metrics/summary.json").read_text())
     assert summary["en-ca"]["ticket"]["seeds"] == len(SEEDS) and "chrf++_std" in summary["en-ca"]["ticket"]
-    assert set(summary["en-ca"]) >= {"base", "embed", "ticket", "full", "lora", "prefix", "random-k", "frequent-k",
-                                     "tickets", "certify"}
+    assert set(summary["en-ca"]) >= {"base", *TRAINED, "tickets", "certify"}
+    assert "whole_chrf++" in summary["en-ca"]["ticket"] and "n_content" in summary["en-ca"]["tickets"]
     run(["git", "add", "-A"], project)
     run(["git", "commit", "-q", "-m", "results"], project)
 
@@ -125,8 +130,7 @@ def test_dvc_repro_end_to_end(tmp_path, tiny_model_dir):
     log = dvc(["exp", "run", "-S", "alpha=0.4"], project)
     # (the evaluations downstream rerun only if the retrained adapter differs; here the same rows win)
     for seed in SEEDS:
-        for rerun in (f"ks-select@en-ca-{seed}", f"ticket-finetune@en-ca-{seed}-ticket",
-                      f"ticket-finetune@en-ca-{seed}-random-k", f"ticket-finetune@en-ca-{seed}-frequent-k",
+        for rerun in (f"ks-select@en-ca-{seed}", *(f"ticket-finetune@en-ca-{seed}-{m}" for m in TOKEN_METHODS),
                       f"certify@en-ca-{seed}", "table"):
             assert f"Running stage '{rerun}'" in log, rerun
         for untouched in ("prepare-model", "prepare-data@en-ca", "evaluate-base@en-ca",

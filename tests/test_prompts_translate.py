@@ -140,7 +140,7 @@ def test_decoding_runs_past_newlines_to_eos_and_keeps_the_first_lines_of_a_newli
     with torch.no_grad():  # a lively model whose lines end early and go on
         for parameter in model.parameters():
             parameter.add_(0.5 * torch.randn_like(parameter))
-        model.lm_head.weight[newline] += 0.8
+        model.lm_head.weight[newline] += 2.0
     prompts = [format_prompt(TEMPLATE, "en-ca", s) for s in
                ["The file.", "Choose options for page style and print.", "A dialog opens.", "Print.", "Options."]]
     continuations = translate(model, tokenizer, prompts, batch_size=5, max_new_tokens=16)

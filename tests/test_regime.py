@@ -2,6 +2,7 @@
 ks-select runs on it; the trial table, its markdown and plot."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -33,7 +34,7 @@ def test_ksl_regime_maps_settings_to_tickets_and_their_classes(tmp_path, tiny_mo
     for row in (small, large):
         assert sum(row[f"n_{c}"] for c in ("template", "punctuation", "frequent", "content")) == row["n_tickets"]
         assert row["n_tickets"] <= row["n_moved"] and 0 <= row["dev_chrf++"] <= 100
-    assert "| cosine |" in (project / "results" / "regime.md").read_text()
+    assert re.search(r"\| cosine +\|", (project / "results" / "regime.md").read_text())
     assert (project / "results" / "regime.png").stat().st_size > 5000
     assert params == yaml.safe_load((project / "params.yaml").read_text())  # the trials never touch params.yaml
     assert not list((project / "models").glob("en-ca*"))  # nor the pipeline's outputs

@@ -84,7 +84,8 @@ def test_killed_training_resumes_to_the_same_bytes_and_reruns_agree(project):
     # Both embeddings (one run straight, one killed and resumed) give the same tickets and scores.
     for out in ("straight", "killed"):
         run(stage_command(project, "ks_select.py", "--pair", "en-ca", "--base", str(project / "base"),
-                          "--embed", str(project / out), "--out", str(project / f"{out}.tickets.json"),
+                          "--embed", str(project / out), "--data", str(project / "data"),
+                          "--out", str(project / f"{out}.tickets.json"),
                           "--metrics", str(project / f"{out}.ks.json"), "--histogram", str(project / f"{out}.hist.csv")))
         run(stage_command(project, "evaluate.py", "--pair", "en-ca", "--method", "embed", "--base", str(project / "base"),
                           "--model", str(project / out), "--data", str(project / "data"),

@@ -112,7 +112,7 @@ def test_top_k_larger_than_the_vocabulary_is_refused(fake_project):
     embed.mkdir()
     output = invoke(stage_main("ks_select"), ["--params", fake_project / "params.yaml", "--pair", "en-ca",
                                               "--base", fake_project / "base", "--embed", embed,
-                                              "--out", fake_project / "t.json", "--metrics", fake_project / "k.json",
+                                              "--data", fake_project / "data", "--out", fake_project / "t.json", "--metrics", fake_project / "k.json",
                                               "--histogram", fake_project / "h.csv"])
     assert "ks.top_k: 500 is larger than the vocabulary (100 rows" in output
     output = invoke(ksl, ["validate", fake_project / "params.yaml", "--base", fake_project / "base"])

@@ -109,7 +109,7 @@ METHODS: tuple[Method, ...] = (
            "a control: as many embedding rows as the ticket, the most frequent tokens of the training inputs "
            "(prompt, source and target)", "#da8bc3",
            section="ticket", surgery="prepare_tokens", saved_as="adapter", rows="frequent"),
-    Method("template", "template rows",
+    Method("template-tokens", "template tokens",
            "a control: the rows of the prompt template's own tokens (those in every training prompt), "
            "a prompt-tuning-like baseline", "#17becf",
            section="ticket", surgery="prepare_tokens", saved_as="adapter", rows="template_tokens"),
