@@ -108,8 +108,8 @@ def _run_name(run: str) -> tuple[str, int]:
 
 
 def plot(trials_by_run: dict[str, pd.DataFrame], out_png: str | Path) -> None:
-    """Per run: tickets against lr (log-log), one line per schedule/warmup/steps, the classes as a
-    stacked bar at each point's lr in a second panel; dev chrF++ against lr in a third."""
+    """Per run: tickets against lr (log axes, zero kept), one line per schedule/warmup/steps; the
+    classes' shares as stacked bars at each lr in a second panel; dev chrF++ against lr in a third."""
     from kslottery.plots import label_axes, pyplot, save_png
 
     plt = pyplot()
@@ -124,7 +124,8 @@ def plot(trials_by_run: dict[str, pd.DataFrame], out_png: str | Path) -> None:
             row[0].plot(rows["lr"], rows["n_tickets"], "o-", label=name)
             row[2].plot(rows["lr"], rows["dev_chrf++"], "o-", label=name)
         row[0].set_xscale("log")
-        row[0].set_yscale("log")
+        row[0].set_yscale("symlog", linthresh=1)  # log above 1 ticket, and 0 tickets still on the axis
+        row[0].set_ylim(bottom=0)
         label_axes(row[0], f"{pair}, seed {seed}: KS tickets by embedding lr", "embedding lr", "tickets")
         (schedule, warmup, steps), first = groups[0]
         first = first.sort_values("lr")
@@ -134,6 +135,7 @@ def plot(trials_by_run: dict[str, pd.DataFrame], out_png: str | Path) -> None:
             share = first[f"n_{name}"] / first["n_tickets"].clip(lower=1)
             row[1].bar(labels, share, bottom=bottom, color=colours[name], label=name)
             bottom += share
+        row[1].set_ylim(0, 1)
         label_axes(row[1], f"ticket classes ({schedule}, warmup {warmup:g}, {steps} steps)", "embedding lr",
                    "share of the tickets")
         row[2].set_xscale("log")
