@@ -124,23 +124,33 @@ def run_trial(raw_params: dict, method: str, lr: float, pair: str, seed: int, ba
             "seconds": round(time.perf_counter() - start)}
 
 
-def read_trials(csv: Path) -> pd.DataFrame | None:
-    """The trials on file (None when there are none yet); a file without the trial columns is refused."""
+def read_table(csv: Path, columns: list[str], command: str) -> pd.DataFrame | None:
+    """A trial table on file (None when there is none yet); one without `columns` is refused."""
     if not csv.is_file():
         return None
     trials = pd.read_csv(csv)
-    if missing := [c for c in COLUMNS if c not in trials.columns]:
-        raise CalibrationError(f"{csv} lacks the columns {missing}: not a `ksl calibrate` trial file; "
+    if missing := [c for c in columns if c not in trials.columns]:
+        raise CalibrationError(f"{csv} lacks the columns {missing}: not a `{command}` trial file; "
                                "move it away (or pass another --out)")
     return trials
 
 
+def merge_rows(old: pd.DataFrame | None, new: list[dict], columns: list[str], keys: list[str]) -> pd.DataFrame:
+    """Old trials plus new ones; a new trial with the same `keys` replaces the old row; sorted by `keys`."""
+    frame = pd.DataFrame(new, columns=columns)
+    if old is not None and len(old):
+        frame = pd.concat([old[columns], frame]).drop_duplicates(keys, keep="last")
+    return frame.sort_values(keys).reset_index(drop=True)
+
+
+def read_trials(csv: Path) -> pd.DataFrame | None:
+    """The calibration trials on file (None when there are none yet)."""
+    return read_table(csv, COLUMNS, "ksl calibrate")
+
+
 def merge_trials(old: pd.DataFrame | None, new: list[dict]) -> pd.DataFrame:
     """Old trials plus new ones; a new trial of the same (method, lr) replaces the old row."""
-    frame = pd.DataFrame(new, columns=COLUMNS)
-    if old is not None and len(old):
-        frame = pd.concat([old[COLUMNS], frame]).drop_duplicates(["method", "lr"], keep="last")
-    return frame.sort_values(["method", "lr"]).reset_index(drop=True)
+    return merge_rows(old, new, COLUMNS, ["method", "lr"])
 
 
 def best_lrs(trials: pd.DataFrame) -> dict[str, float]:

@@ -23,7 +23,7 @@ from pathlib import Path
 import pandas as pd
 
 from kslottery.atomic import atomic_file, write_text
-from kslottery.calibrate import CalibrationError, train_in_scratch
+from kslottery.calibrate import CalibrationError, merge_rows, read_table, train_in_scratch
 from kslottery.launch import stages_dir
 from kslottery.methods import KS_SOURCE, method as registry_entry
 from kslottery.tickets import TOKEN_CLASSES
@@ -57,22 +57,13 @@ def run_trial(raw_params: dict, setting: dict, pair: str, seed: int, base: Path,
 
 
 def read_trials(csv: Path) -> pd.DataFrame | None:
-    """The trials on file (None when there are none yet); a file without the trial columns is refused."""
-    if not csv.is_file():
-        return None
-    trials = pd.read_csv(csv)
-    if missing := [c for c in COLUMNS if c not in trials.columns]:
-        raise CalibrationError(f"{csv} lacks the columns {missing}: not a `ksl regime` trial file; "
-                               "move it away (or pass another --out)")
-    return trials
+    """The regime trials on file (None when there are none yet)."""
+    return read_table(csv, COLUMNS, "ksl regime")
 
 
 def merge_trials(old: pd.DataFrame | None, new: list[dict]) -> pd.DataFrame:
     """Old trials plus new ones; a new trial of the same settings and alpha replaces the old row."""
-    frame = pd.DataFrame(new, columns=COLUMNS)
-    if old is not None and len(old):
-        frame = pd.concat([old[COLUMNS], frame]).drop_duplicates([*SETTINGS, "alpha"], keep="last")
-    return frame.sort_values(["schedule", "warmup", "steps", "lr"]).reset_index(drop=True)
+    return merge_rows(old, new, COLUMNS, ["schedule", "warmup", "steps", "alpha", "lr"])
 
 
 def to_markdown(trials: pd.DataFrame, pair: str, seed: int) -> str:
