@@ -115,6 +115,14 @@ def test_each_token_method_rule_picks_its_rows_with_k_from_the_tickets(tiny_toke
         rows("largest")
 
 
+def test_template_control_refuses_prompts_with_no_common_token():
+    """A template that is only `{source}` leaves no token in every prompt: the control says so
+    (naming the key to fix) instead of training an empty set of rows."""
+    tokens = TrainingTokens(inputs=[[1, 2, 3], [4, 5, 6]], prompts=[[1, 2], [4, 5]])
+    with pytest.raises(ValueError, match="prompt.template"):
+        control_rows("template_tokens", [1, 2], 10, seed=0, tokens=tokens)
+
+
 def test_random_seen_takes_every_seen_row_when_k_is_larger():
     assert random_seen_rows(np.array([3, 8, 9]), 10, seed=0).tolist() == [3, 8, 9]
 

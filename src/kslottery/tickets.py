@@ -176,7 +176,11 @@ def control_rows(rule: str, ticket_rows: list[int], vocab_size: int, seed: int, 
     if rule == "frequent":
         return most_frequent_rows(tokens.counts(), k).tolist()
     if rule == "template_tokens":
-        return tokens.template().tolist()
+        template = tokens.template().tolist()
+        if not template:
+            raise ValueError("no token occurs in every training prompt, so the template-tokens control has no "
+                             "rows: give `prompt.template` fixed words around {source}, or leave this control out")
+        return template
     raise ValueError(f"unknown row rule {rule!r}; use tickets, random, random_seen, frequent or template_tokens")
 
 

@@ -1,0 +1,60 @@
+"""Which rows embedding tuning moves, by how often their token occurs in training: the view that
+explains which tokens become KS tickets.
+
+A token in every training input gets a gradient at every step; a token in one input gets one
+gradient, at one step. `shift_by_frequency` groups the vocabulary rows by the number of training
+inputs their token occurs in and gives, per group, the rows that moved, the tickets among them, the
+median KS statistic D and the median size of the change relative to the row's own spread
+(mean |after - before| / std(before)). `ksl shifts` writes it for a pipeline run.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+BUCKETS = ((0, 0), (1, 1), (2, 3), (4, 10), (11, 30), (31, 100), (101, 300), (301, None))
+"""Groups of "training inputs the token occurs in", as (lowest, highest); None: no upper bound."""
+
+
+def input_counts(inputs: list[list[int]], vocab_size: int) -> np.ndarray:
+    """For every row, the number of training inputs whose token ids contain it (at least once)."""
+    counts = np.zeros(vocab_size, dtype=np.int64)
+    for ids in inputs:
+        counts[np.unique(np.asarray(ids, dtype=np.int64))] += 1
+    return counts
+
+
+def relative_change(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """Per row: mean |after - before| over the row's std before tuning (0 for a constant row)."""
+    spread = before.std(axis=1)
+    change = np.abs(after - before).mean(axis=1)
+    return np.divide(change, spread, out=np.zeros_like(change), where=spread > 0)
+
+
+def shift_by_frequency(before: np.ndarray, after: np.ndarray, statistic: np.ndarray, pvalue: np.ndarray,
+                       counts: np.ndarray, alpha: float) -> pd.DataFrame:
+    """One line per BUCKETS group that holds any row: how many rows, moved rows and tickets (p < alpha),
+    the share of moved rows that are tickets, and the medians of D and of relative_change over the moved
+    rows. Rows are (V, d) arrays; statistic, pvalue and counts are per row."""
+    moved = np.any(after != before, axis=1)
+    ticket = moved & (pvalue < alpha)
+    change = relative_change(before, after)
+    lines = []
+    for low, high in BUCKETS:
+        group = (counts >= low) & (counts <= (counts.max() if high is None else high))
+        if not group.any():
+            continue
+        group_moved = group & moved
+        lines.append({
+            "inputs with the token": f"{low}" if low == high else f"{low}+" if high is None else f"{low}-{high}",
+            "rows": int(group.sum()),
+            "moved": int(group_moved.sum()),
+            "tickets": int((group & ticket).sum()),
+            "% of moved that are tickets": round(100 * (group & ticket).sum() / group_moved.sum(), 1)
+            if group_moved.any() else None,
+            "median D (moved)": round(float(np.median(statistic[group_moved])), 4) if group_moved.any() else None,
+            "median change / std (moved)": round(float(np.median(change[group_moved])), 4)
+            if group_moved.any() else None,
+        })
+    return pd.DataFrame(lines)
