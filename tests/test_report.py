@@ -6,8 +6,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from kslottery.report import (build_table, certification_markdown, overlap_markdown, plot_scores, read_records,
-                               summary, to_markdown)
+from kslottery.report import (build_table, certification_markdown, gain_shares_markdown, overlap_markdown,
+                               plot_scores, read_records, summary, to_markdown)
 from kslottery.sweep import alpha_sweep, experiment_table, plot_alpha_sweep
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,6 +35,21 @@ def test_table_has_the_papers_shape(tmp_path):
     assert "| KS tickets" in markdown and "1,000" in markdown
     plot_scores(table, tmp_path / "scores.png")
     assert (tmp_path / "scores.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_gain_shares_are_taken_over_the_base_per_protocol():
+    records = [{**record("en-ca", "base", 0.5, 10.0, 0), "whole_chrf++": 5.0},
+               {**record("en-ca", "embed", 5.0, 30.0, 100), "whole_chrf++": 25.0},
+               {**record("en-ca", "full", 9.0, 50.0, 1000), "whole_chrf++": 45.0},
+               {**record("en-ca", "ticket", 5.0, 20.0, 10), "whole_chrf++": 25.0}]
+    text = gain_shares_markdown(build_table(records))
+    header, _, *rows = text.strip().splitlines()[2:]
+    assert "embedding only's gain (first line)" in header and "full fine-tuning's gain (whole continuation)" in header
+    cells = {row.split("|")[1].strip(): [c.strip() for c in row.strip("|").split("|")[1:]] for row in rows}
+    assert "base (zero-shot)" not in cells
+    assert cells["KS tickets"] == ["50", "25", "100", "50"]  # 10/20, 10/40 first line; 20/20, 20/40 whole
+    assert cells["embedding only"][0] == "100" and cells["full fine-tuning"][1] == "100"
+    assert gain_shares_markdown(build_table(records[1:])) == ""  # no base: no gain to share
 
 
 def test_certification_rows_per_pair():

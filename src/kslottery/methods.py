@@ -131,6 +131,8 @@ KS_SOURCE = "embed"
 """The method whose tuned embedding ks-select tests, row by row, against the base."""
 TICKETS = "ticket"
 """The method that trains the KS winners: the row every significance test compares against."""
+GAIN_REFERENCES = ("embed", "full")
+"""The methods whose gains over the base the table's shares are taken of (embedding-only, full)."""
 
 
 def method(name: str) -> Method:

@@ -22,7 +22,7 @@ import pandas as pd
 
 from kslottery.tickets import TOKEN_CLASSES
 from kslottery.scoring import PROTOCOL_LABELS, PROTOCOLS, TRANSLATION_COLUMNS, score_key
-from kslottery.methods import BASE, BY_NAME, TICKETS, label as method_label, order as method_order
+from kslottery.methods import BASE, BY_NAME, GAIN_REFERENCES, TICKETS, label as method_label, order as method_order
 
 SCORES = {score_key(protocol, score): label + ("" if protocol == "first_line" else f" ({protocol})")
           for protocol in PROTOCOLS for score, label in (("bleu", "BLEU"), ("chrf++", "chrF++"))}
@@ -192,11 +192,38 @@ def token_rows_markdown(eval_records: list[dict], ks_records: list[dict]) -> str
     return "What the token methods train (k = the ticket count, mean over runs):\n\n" + "\n".join(lines) + "\n"
 
 
+def gain_shares_markdown(table: pd.DataFrame) -> str:
+    """Per method and protocol: its chrF++ gain over the base model as a % of embedding-only tuning's
+    gain and of full fine-tuning's (means over seeds; averaged over pairs when there are several)."""
+    base, embed, full = (method_label(name) for name in (BASE, *GAIN_REFERENCES))
+    if not {base, embed, full} <= set(table.index):
+        return ""
+    pairs = sorted({c.rsplit(" ", 1)[0] for c in table.columns if c.endswith(" chrF++") and not c.startswith("avg")})
+    lines = {}
+    for protocol in PROTOCOLS:
+        label = SCORES[score_key(protocol, "chrf++")]
+        columns = [f"{pair} {label}" for pair in pairs]
+        if not all(c in table for c in columns):
+            continue
+        score = table[columns].mean(axis=1)
+        for reference in (embed, full):
+            gain = score[reference] - score[base]
+            lines[f"% of {reference}'s gain ({PROTOCOL_LABELS[protocol]})"] = 100 * (score - score[base]) / gain
+    if not lines:
+        return ""
+    shares = pd.DataFrame(lines).drop(index=base)
+    return ("Share of the chrF++ gains over the base model each method recovers ((method - base) / (reference - "
+            "base), means over seeds):\n\n" + shares.to_markdown(floatfmt=".0f") + "\n")
+
+
 def report_markdown(eval_dir: str | Path, certify_dir: str | Path | None = None, ks_dir: str | Path | None = None,
                     pairs=None, seeds=None) -> tuple[pd.DataFrame, str]:
     """(table, markdown): the comparison table, then certification and ticket overlaps where available."""
     table = build_table(_eval_records(eval_dir, pairs, seeds))
     markdown = to_markdown(table) + (PROTOCOL_NOTE if any(c.endswith("(whole)") for c in table) else "")
+    shares = gain_shares_markdown(table)
+    if shares:
+        markdown += "\n" + shares
     certified = read_records(certify_dir, pairs, seeds) if certify_dir else []
     if certified:
         markdown += ("\nCertification (the embedding-tuned model with every non-ticket row reverted to the base,"
