@@ -18,6 +18,7 @@ from kslottery import stage
 from kslottery.cards import git_revision, model_card
 from kslottery.checkpoint import Checkpoint
 from kslottery.corpus import read_pairs
+from kslottery.cost import disk_bytes
 from kslottery.evaluation import dev_scorer
 from kslottery.methods import TRAINED, method as registry_entry
 from kslottery.models import load_saved, saved_vocab_size
@@ -40,9 +41,13 @@ from kslottery.train import train
 @click.option("--metrics", required=True, type=click.Path(), help="Training metrics JSON.")
 @click.option("--loss-csv", required=True, type=click.Path(), help="Loss per step (DVC plot data).")
 @click.option("--dev-csv", type=click.Path(), help="Dev chrF++ and BLEU per epoch (DVC plot data).")
+@click.option("--cost", "cost_path", type=click.Path(),
+              help="What training cost on this machine: s per step, peak memory, gradient and optimizer bytes, "
+                   "size on disk (JSON; not deterministic, so not in --metrics).")
 @click.option("--checkpoint", "checkpoint_path", type=click.Path(),
               help="Checkpoint file (default: .OUT.checkpoint.pt beside --out); deleted once the outputs are written.")
-def main(params_path, pair, method, seed, base, data, tickets, out, metrics, loss_csv, dev_csv, checkpoint_path):
+def main(params_path, pair, method, seed, base, data, tickets, out, metrics, loss_csv, dev_csv, cost_path,
+         checkpoint_path):
     params = stage.start(params_path, f"finetune {method} seed {seed}", pair, seed=seed)
     entry, settings = registry_entry(method), params.train_settings(method)
     winners = read_tickets(tickets, method, base, params.alpha) if entry.needs_tickets else None
@@ -86,6 +91,8 @@ def main(params_path, pair, method, seed, base, data, tickets, out, metrics, los
     stage.write_text(loss_csv, result.loss_csv())
     if dev_csv:
         stage.write_text(dev_csv, result.dev_csv())
+    if cost_path:
+        stage.write_json(cost_path, result.cost().record(pair=pair, seed=seed, method=method, saved_bytes=disk_bytes(out)))
     if checkpoint is not None:
         checkpoint.discard()
     stage.log.info("saved %s to %s", method, out)

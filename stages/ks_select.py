@@ -1,12 +1,15 @@
 """DVC stage ks-select@pair-seed: KS-test every embedding row before vs after tuning; keep the tickets."""
 
+import time
 from pathlib import Path
 
 import click
+import torch
 
 from kslottery import stage
 from kslottery.certify import critical_statistic
 from kslottery.corpus import read_pairs
+from kslottery.cost import peak_memory
 from kslottery.ks import ks_2samp_rows
 from kslottery.methods import KS_SOURCE
 from kslottery.models import load_saved, top_k_problem
@@ -27,16 +30,21 @@ from kslottery.tickets import TOKEN_CLASSES, TrainingTokens, histogram_csv, row_
               help="Selection summary JSON (counts, and the ticket ids and tokens that the table compares).")
 @click.option("--histogram", required=True, type=click.Path(),
               help="CSV of the KS statistic over the moved rows: D, rows, tickets (DVC plot data).")
+@click.option("--cost", "cost_path", type=click.Path(),
+              help="Seconds of the KS test and of the whole selection, peak memory (JSON; not deterministic).")
 @click.option("--allow-empty", is_flag=True,
               help="Write an empty ticket set instead of failing when no row is significant (ksl regime).")
-def main(params_path, pair, base, embed, data, out, metrics, histogram, allow_empty):
+def main(params_path, pair, base, embed, data, out, metrics, histogram, cost_path, allow_empty):
+    stage_start = time.perf_counter()
     params = stage.start(params_path, "ks-select", pair)
     if problem := top_k_problem(params, base):
         raise click.ClickException(problem)
     model, tokenizer = load_saved(base)
     before = model.get_input_embeddings().weight.detach().float().cpu().numpy()  # (V, d)
     after = load_embedding(embed).float().numpy()  # (V, d)
+    test_start = time.perf_counter()
     statistic, pvalue = ks_2samp_rows(before, after)
+    test_seconds = time.perf_counter() - test_start
     tickets = select_tickets(statistic, pvalue, params.alpha, params.ks.top_k, params.ks.rank_by,
                              shift=row_shift(before, after))
     if len(tickets.token_ids) == 0 and not allow_empty:
@@ -55,6 +63,12 @@ def main(params_path, pair, base, embed, data, out, metrics, histogram, allow_em
     summary["critical_D"] = critical_statistic(before.shape[1], params.alpha)  # rows with D >= this have p < alpha
     stage.write_json(metrics, {**summary, "pair": pair, "token_ids": tickets.token_ids.tolist(), "tokens": strings})
     stage.write_text(histogram, histogram_csv(statistic, tickets.token_ids))
+    if cost_path:
+        memory, kind = peak_memory(torch.device("cpu"))
+        stage.write_json(cost_path, {"pair": pair, "rows": before.shape[0], "d": before.shape[1],
+                                     "ks_test_seconds": round(test_seconds, 4),
+                                     "stage_seconds": round(time.perf_counter() - stage_start, 2),
+                                     "peak_memory_bytes": memory, "memory_kind": kind})
     stage.log.info("%s: %d tickets at alpha %g (%d rows significant, %d moved, of %d)", pair, record["n_tickets"],
                    params.alpha, record["n_significant"], record["n_moved"], record["vocab_size"])
     stage.log.info("first tickets: %s", " ".join(repr(s) for s in strings[:20]))

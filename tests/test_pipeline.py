@@ -105,6 +105,13 @@ def test_dvc_repro_end_to_end(tmp_path, tiny_model_dir):
             dev = (project / f"metrics/train/en-ca/s{seed}/{method}.dev.csv").read_text().splitlines()
             assert dev[0] == "epoch,step,chrf++,bleu" and len(dev) == 2, method  # 3 steps < an epoch of 6
             assert dev[1] == f"0.5,3,{trained['dev_chrf++']},{trained['dev_bleu']}", method
+            cost = json.loads((project / f"metrics/cost/en-ca/s{seed}/{method}.json").read_text())
+            assert cost["steps_timed"] == trained["steps"] and cost["trainable_params"] == trained["trainable_params"]
+            for field in ("seconds_per_step", "peak_memory_bytes", "gradient_bytes", "saved_bytes"):
+                assert cost[field] > 0, (method, field)
+            assert cost["optimizer_state_bytes"] >= 2 * cost["gradient_bytes"], method  # AdamW: two moments
+        selection = json.loads((project / f"metrics/cost/en-ca/s{seed}/ks-select.json").read_text())
+        assert 0 < selection["ks_test_seconds"] < selection["stage_seconds"]
 
         certified = json.loads((project / f"metrics/certify/en-ca/s{seed}.json").read_text())
         assert certified["n_tickets"] == tickets["n_tickets"]
@@ -116,9 +123,10 @@ def test_dvc_repro_end_to_end(tmp_path, tiny_model_dir):
     for label in ("base (zero-shot)", "full fine-tuning", "embedding only", "LoRA", "prefix-tuning",
                   "random k rows", "random k seen rows", "most frequent k rows", "template tokens", "KS tickets",
                   "en-ca chrF++", "en-ca chrF++ (whole)", "% of full", "What the token methods train",
-                  "next-token agreement", "Ticket stability across seeds", " ± ", "seed 0, whole continuation"):
+                  "next-token agreement", "Ticket stability across seeds", " ± ", "seed 0, whole continuation",
+                  "What each method costs to train", "s / step", "ks-select: the KS test of"):
         assert label in table, label
-    assert (project / "results/scores.png").stat().st_size > 1000
+    assert (project / "results/scores.png").stat().st_size > 1000 and (project / "results/cost.png").stat().st_size > 1000
     summary = json.loads((project / "metrics/summary.json").read_text())
     assert summary["en-ca"]["ticket"]["seeds"] == len(SEEDS) and "chrf++_std" in summary["en-ca"]["ticket"]
     assert set(summary["en-ca"]) >= {"base", *TRAINED, "tickets", "certify"}

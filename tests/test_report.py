@@ -6,8 +6,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from kslottery.report import (build_table, certification_markdown, gain_shares_markdown, overlap_markdown,
-                               plot_scores, read_records, summary, to_markdown)
+from kslottery.report import (build_table, certification_markdown, cost_markdown, cost_table, gain_shares_markdown,
+                               overlap_markdown, plot_cost, plot_scores, read_records, summary, to_markdown)
 from kslottery.sweep import alpha_sweep, experiment_table, plot_alpha_sweep
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,6 +50,30 @@ def test_gain_shares_are_taken_over_the_base_per_protocol():
     assert cells["KS tickets"] == ["50", "25", "100", "50"]  # 10/20, 10/40 first line; 20/20, 20/40 whole
     assert cells["embedding only"][0] == "100" and cells["full fine-tuning"][1] == "100"
     assert gain_shares_markdown(build_table(records[1:])) == ""  # no base: no gain to share
+def cost(method, seconds, seed=0, memory=2**30, gradient=2**20, optimizer=2**21, saved=2**20):
+    return {"pair": "en-ca", "seed": seed, "method": method, "seconds_per_step": seconds, "steps_timed": 3,
+            "peak_memory_bytes": memory, "memory_kind": "rss", "gradient_bytes": gradient,
+            "optimizer_state_bytes": optimizer, "trainable_params": 10, "saved_bytes": saved}
+
+
+def test_cost_table_takes_medians_per_method_in_registry_order(tmp_path):
+    records = [cost("ticket", 1.0), cost("ticket", 3.0, seed=1), cost("ticket", 2.0, seed=2), cost("full", 4.0),
+               {"pair": "en-ca", "seed": 0, "method": "ks-select", "rows": 50, "d": 16, "ks_test_seconds": 0.25,
+                "stage_seconds": 2.5, "peak_memory_bytes": 1, "memory_kind": "rss"}]
+    table = cost_table(records)
+    assert list(table.index) == ["full fine-tuning", "KS tickets"]  # ks-select is no method row
+    assert table.loc["KS tickets", "s / step"] == 2.0
+    assert table.loc["full fine-tuning", "gradients + optimizer state (MiB)"] == 3.0
+    assert table.loc["full fine-tuning", "peak memory (GiB)"] == 1.0 and table.loc["KS tickets", "saved (MiB)"] == 1.0
+    text = cost_markdown(records)
+    assert "peak resident set" in text and "KS test of 50 rows of 16 values took 0.25 s" in text
+    assert cost_markdown([]) == "" and cost_table([]).empty
+
+    scores = build_table([record("en-ca", "base", 0.5, 8.0, 0), record("en-ca", "ticket", 5.0, 25.0, 10),
+                          record("en-ca", "full", 9.0, 33.0, 1000)])
+    assert not plot_cost(scores, tmp_path / "none.png")  # no cost columns: nothing drawn
+    assert plot_cost(scores.join(table), tmp_path / "cost.png")
+    assert (tmp_path / "cost.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_certification_rows_per_pair():

@@ -47,6 +47,21 @@ def test_training_lowers_the_loss_and_is_deterministic(tiny):
     assert again.losses == first.losses
 
 
+def test_training_measures_what_it_costs(tiny):
+    """Time per step, the gradients and AdamW's two moments of the trainable rows, peak memory: measured,
+    and kept out of the deterministic metrics."""
+    model, tokenizer, examples = tiny
+    result = train(prepare_embed(model), examples, TrainSettings(lr=0.05, steps=4, batch_size=4, max_length=64),
+                   tokenizer.pad_token_id)
+    cost = result.cost()
+    embedding = model.get_input_embeddings().weight
+    assert cost.steps_timed == 4 and 0 < cost.seconds_per_step < result.seconds
+    assert cost.gradient_bytes == embedding.numel() * embedding.element_size()
+    assert 2 * cost.gradient_bytes <= cost.optimizer_state_bytes <= 2 * cost.gradient_bytes + 64  # + step counts
+    assert cost.peak_memory_bytes > 10 * 2**20 and cost.memory_kind == "rss"
+    assert not {"seconds_per_step", "peak_memory_bytes"} & set(result.metrics())
+
+
 def test_nothing_trainable_is_an_error(tiny):
     model, tokenizer, examples = tiny
     for p in model.parameters():

@@ -214,16 +214,65 @@ def gain_shares_markdown(table: pd.DataFrame) -> str:
     shares = pd.DataFrame(lines).drop(index=base)
     return ("Share of the chrF++ gains over the base model each method recovers ((method - base) / (reference - "
             "base), means over seeds):\n\n" + shares.to_markdown(floatfmt=".0f") + "\n")
+COST_COLUMNS = {
+    "seconds_per_step": "s / step",
+    "peak_memory_gib": "peak memory (GiB)",
+    "training_state_mib": "gradients + optimizer state (MiB)",
+    "saved_mib": "saved (MiB)",
+}
+"""The cost table's columns (medians over a method's runs), from the training stages' cost files."""
+
+
+def cost_table(cost_records: list[dict]) -> pd.DataFrame:
+    """One row per trained method (index: its label, in registry order): median s per step, peak
+    memory, gradient + optimizer-state bytes and size on disk over its runs; empty without records."""
+    frame = pd.DataFrame([r for r in cost_records if "seconds_per_step" in r])
+    if frame.empty:
+        return pd.DataFrame(columns=list(COST_COLUMNS.values()))
+    frame["peak_memory_gib"] = frame["peak_memory_bytes"] / 2**30
+    frame["training_state_mib"] = (frame["gradient_bytes"] + frame["optimizer_state_bytes"]) / 2**20
+    frame["saved_mib"] = frame["saved_bytes"] / 2**20
+    medians = frame.groupby("method")[list(COST_COLUMNS)].median()
+    methods = method_order(set(medians.index))
+    table = medians.loc[methods].rename(columns=COST_COLUMNS)
+    table.index = [method_label(m) for m in methods]
+    return table
+
+
+def cost_markdown(cost_records: list[dict]) -> str:
+    """The cost table, and ks-select's own time, as markdown ("" without cost records)."""
+    table = cost_table(cost_records)
+    if table.empty:
+        return ""
+    kinds = sorted({r["memory_kind"] for r in cost_records if "memory_kind" in r})
+    text = ("What each method costs to train, on the machine that ran it (medians over runs; peak memory: "
+            + " / ".join({"rss": "the process's peak resident set, model loading included",
+                          "cuda": "torch's peak GPU allocation"}[k] for k in kinds)
+            + "; time and memory vary across machines and are not part of the deterministic outputs):\n\n"
+            + table.to_markdown(floatfmt=".2f") + "\n")
+    selections = [r for r in cost_records if "ks_test_seconds" in r]
+    if selections:
+        test = pd.Series([r["ks_test_seconds"] for r in selections]).median()
+        whole = pd.Series([r["stage_seconds"] for r in selections]).median()
+        text += (f"\nks-select: the KS test of {selections[0]['rows']:,} rows of {selections[0]['d']} values took "
+                 f"{test:.2f} s, the whole stage (model loading, selection, token classes) {whole:.1f} s.\n")
+    return text
 
 
 def report_markdown(eval_dir: str | Path, certify_dir: str | Path | None = None, ks_dir: str | Path | None = None,
-                    pairs=None, seeds=None) -> tuple[pd.DataFrame, str]:
-    """(table, markdown): the comparison table, then certification and ticket overlaps where available."""
+                    pairs=None, seeds=None, cost_dir: str | Path | None = None) -> tuple[pd.DataFrame, str]:
+    """(table, markdown): the comparison table, then the costs, certification and ticket overlaps
+    where available. The returned table carries the cost columns too."""
     table = build_table(_eval_records(eval_dir, pairs, seeds))
     markdown = to_markdown(table) + (PROTOCOL_NOTE if any(c.endswith("(whole)") for c in table) else "")
     shares = gain_shares_markdown(table)
     if shares:
         markdown += "\n" + shares
+    cost_records = read_records(cost_dir, pairs, seeds) if cost_dir else []
+    costs = cost_markdown(cost_records)
+    if costs:
+        markdown += "\n" + costs
+        table = table.join(cost_table(cost_records))
     certified = read_records(certify_dir, pairs, seeds) if certify_dir else []
     if certified:
         markdown += ("\nCertification (the embedding-tuned model with every non-ticket row reverted to the base,"
@@ -391,3 +440,39 @@ def plot_scores(table: pd.DataFrame, out_png: Path) -> None:
         ax.set_xlim(0, max(table[column].max() * 1.45, 1))
         ax.set_title(f"chrF++ of the {PROTOCOL_LABELS[protocol]}")
     save_png(fig, out_png)
+
+
+def plot_cost(table: pd.DataFrame, out_png: Path) -> bool:
+    """chrF++ against trainable parameters and against seconds per step (log axes), one point per
+    trained method, filled for the first-line score and hollow for the whole continuation's.
+    False (nothing drawn) when the table has no cost columns."""
+    from kslottery.plots import pyplot, save_png
+
+    if COST_COLUMNS["seconds_per_step"] not in table:
+        return False
+    plt = pyplot()
+    prefix = "avg" if any(c.startswith("avg ") for c in table) else next(c for c in table if c.endswith("chrF++")).split()[0]
+    trained = table[table[COST_COLUMNS["seconds_per_step"]].notna() & (table["trainable params"] > 0)]
+    colours = {m.label: m.colour for m in BY_NAME.values()}
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8), sharey=True)
+    for ax, (x, xlabel) in zip(axes, (("trainable params", "trainable parameters"),
+                                      (COST_COLUMNS["seconds_per_step"], "seconds per training step (median)"))):
+        for protocol, filled in zip(PROTOCOLS, (True, False)):
+            column = f"{prefix} {SCORES[score_key(protocol, 'chrf++')]}"
+            if column not in trained:
+                continue
+            for name, row in trained.iterrows():
+                colour = colours.get(name) or "#4c72b0"
+                ax.scatter(row[x], row[column], s=45, color=colour if filled else "none", edgecolors=colour,
+                           label=PROTOCOL_LABELS[protocol] if name == trained.index[0] else None)
+                if filled:
+                    ax.annotate(name, (row[x], row[column]), fontsize=7, xytext=(4, 3), textcoords="offset points")
+        ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, title="chrF++ of the", title_fontsize=8)
+    axes[0].set_ylabel(f"{prefix} chrF++")
+    axes[0].set_title("score against size")
+    axes[1].set_title("score against training time")
+    save_png(fig, out_png)
+    return True

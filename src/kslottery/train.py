@@ -38,6 +38,7 @@ from transformers import get_scheduler
 from kslottery import KSLotteryError
 from kslottery import checkpoint as checkpoints
 from kslottery.checkpoint import Checkpoint
+from kslottery.cost import TrainingCost, gradient_bytes, median_seconds, optimizer_state_bytes, peak_memory
 from kslottery.params import TrainSettings
 from kslottery.progress import progress
 from kslottery.prompts import IGNORE_INDEX, Example, collate
@@ -59,6 +60,17 @@ class TrainResult:
     total_params: int = 0
     main_process: bool = True  # False on the other processes of a multi-process run: they write nothing
     gathered_state: dict | None = None  # FSDP: the whole state dict, gathered on the main process
+    step_seconds: list[float] = field(default_factory=list)  # wall time of each step this process ran
+    gradient_bytes: int = 0  # the first step's gradients, before the optimizer step
+    optimizer_state_bytes: int = 0  # after the last step
+    peak_memory: tuple[int, str] = (0, "rss")  # cost.peak_memory at the end
+
+    def cost(self) -> TrainingCost:
+        """What the run cost on this machine (not deterministic: kept out of `metrics`)."""
+        return TrainingCost(seconds_per_step=median_seconds(self.step_seconds), steps_timed=len(self.step_seconds),
+                            peak_memory_bytes=self.peak_memory[0], memory_kind=self.peak_memory[1],
+                            gradient_bytes=self.gradient_bytes, optimizer_state_bytes=self.optimizer_state_bytes,
+                            trainable_params=self.trainable_params)
 
     def metrics(self) -> dict:
         """Deterministic summary (no wall time: two identical runs must give identical files)."""
@@ -163,6 +175,7 @@ def train(model, examples: list[Example], params: TrainSettings, pad_token_id: i
     bar = progress(range(first_step, params.steps), desc=desc, unit="step", initial=first_step,
                    total=params.steps, **quiet)
     for step in bar:
+        step_start = time.perf_counter()
         batch = next(stream)
         nll, targets = target_nll(model, batch)  # this process's rows
         if processes > 1:
@@ -174,10 +187,13 @@ def train(model, examples: list[Example], params: TrainSettings, pad_token_id: i
         if not math.isfinite(loss):
             raise TrainingError(f"{desc}: loss is {loss} at step {step}; lower the learning rate")
         result.lrs.append(scheduler.get_last_lr()[0])
+        if not result.step_seconds:
+            result.gradient_bytes = gradient_bytes(p for p in model.parameters() if p.requires_grad)
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         result.losses.append(loss)
+        result.step_seconds.append(time.perf_counter() - step_start)
         if step % params.log_every == 0 or step == params.steps - 1:
             bar.set_postfix(loss=f"{loss:.3f}")
         done = step + 1
@@ -194,12 +210,16 @@ def train(model, examples: list[Example], params: TrainSettings, pad_token_id: i
                                  result.dev)
             accelerator.wait_for_everyone()
     model.eval()
+    result.optimizer_state_bytes = optimizer_state_bytes(getattr(optimizer, "optimizer", optimizer))
+    result.peak_memory = peak_memory(accelerator.device)
     accelerator.wait_for_everyone()
     result.main_process = accelerator.is_main_process
     if accelerator.distributed_type == DistributedType.FSDP:  # sharded weights: gather them to write them
         result.gathered_state = accelerator.get_state_dict(model)
     result.seconds = time.perf_counter() - start
-    log.info("%s: done in %.0f s, loss %.3f -> %.3f", desc, result.seconds, result.losses[0], result.losses[-1])
+    log.info("%s: done in %.0f s (%.2f s per step), loss %.3f -> %.3f, peak memory %.2f GiB (%s)", desc,
+             result.seconds, median_seconds(result.step_seconds), result.losses[0], result.losses[-1],
+             result.peak_memory[0] / 2**30, result.peak_memory[1])
     return result
 
 

@@ -1,0 +1,64 @@
+"""What a method costs to train, measured by the one training loop: time per step, peak memory, the
+bytes its gradients and optimizer state hold, and the size of what it saves.
+
+These numbers describe the machine as much as the method, so they never enter the deterministic
+training metrics: each training stage writes them to a cost file of its own
+(metrics/cost/{pair}/s{seed}/{method}.json), which the table reads for its cost columns.
+"""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+
+@dataclass
+class TrainingCost:
+    seconds_per_step: float      # median over the steps this run took (dev evaluations and checkpoints excluded)
+    steps_timed: int
+    peak_memory_bytes: int       # the process's peak RSS on a CPU; torch's peak allocation on a GPU
+    memory_kind: str             # "rss" or "cuda"
+    gradient_bytes: int          # the gradients of one step, as they stood before the optimizer step
+    optimizer_state_bytes: int   # AdamW's moments (or SGD's nothing), after the last step
+    trainable_params: int
+
+    def record(self, **extra) -> dict:
+        return {**asdict(self), **extra}
+
+
+def median_seconds(step_seconds: list[float]) -> float:
+    """The median time of a step (the first steps warm caches up; the median ignores them)."""
+    return round(statistics.median(step_seconds), 4) if step_seconds else float("nan")
+
+
+def peak_memory(device: torch.device) -> tuple[int, str]:
+    """(bytes, kind): torch's peak allocation on a GPU; the process's peak resident set on a CPU
+    (which includes loading the model: what the machine must hold)."""
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device)), "cuda"
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return int(peak if sys.platform == "darwin" else peak * 1024), "rss"  # bytes on macOS, KiB on Linux
+
+
+def gradient_bytes(parameters) -> int:
+    """Bytes of the gradients the parameters hold now (call it before they are zeroed)."""
+    return sum(p.grad.nelement() * p.grad.element_size() for p in parameters if p.grad is not None)
+
+
+def optimizer_state_bytes(optimizer: torch.optim.Optimizer) -> int:
+    """Bytes of the optimizer's per-parameter state tensors (AdamW: both moments and the step count)."""
+    return sum(value.nelement() * value.element_size()
+               for state in optimizer.state.values() for value in state.values() if torch.is_tensor(value))
+
+
+def disk_bytes(path: str | Path) -> int:
+    """Bytes of a saved output: the file, or every file under the directory."""
+    path = Path(path)
+    if path.is_file():
+        return path.stat().st_size
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
