@@ -1,14 +1,15 @@
-"""Benchmark: what ticket tuning (k=18 rows, peft TrainableTokens) holds, against embedding-only tuning.
+"""Benchmark: what ticket tuning (k=18 rows, peft TrainableTokens) holds, against embedding-only tuning,
+and against a splice of the k rows that builds no (V, d) copy.
 
 On a LLaMA-7B-shaped embedding (32000 x 4096, float32, random weights) in a one-layer LlamaForCausalLM
-with its own lm_head, both methods go through the real loop (kslottery.train.train, AdamW) on the
-same batches. Each runs in a fresh subprocess, so that its peak RSS is its own. Measured:
+with its own lm_head, the three variants go through the real loop (kslottery.train.train, AdamW) on
+the same batches. Each runs in a fresh subprocess, so that its peak RSS is its own. Measured by the
+loop itself (`TrainResult.cost()`, cost.py):
 
-* the bytes of gradients and optimizer state, counted tensor by tensor at the first optimizer step
-  (grads just before it, AdamW state just after); every trainable tensor is checked to be the
-  embedding's (the (V, d) weight, or the (k, d) TrainableTokens delta), so these are the embedding's;
-* peak RSS (ru_maxrss) and the RSS of the built model before training;
-* mean step time (forward, backward, AdamW step), steps 2..N (the first allocates the state).
+* the bytes of one step's gradients and of the AdamW state; every trainable tensor is checked to be
+  the embedding's (the (V, d) weight, or the (k, d) trained rows), so these are the embedding's;
+* peak RSS (ru_maxrss), and the RSS of the built model before training;
+* the median step time (forward, backward, AdamW step).
 
 For the ticket it also checks, after training, that the effective embedding differs from the original
 in exactly the 18 ticket rows and that every base weight is bit-identical (hashes before and after).
@@ -24,19 +25,17 @@ import argparse
 import hashlib
 import json
 import random
-import resource
 import subprocess
 import sys
-import time
 
 import psutil
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-import kslottery.train as train_module
 from kslottery.surgery import prepare_embed, prepare_tokens
 from kslottery.params import TrainSettings
 from kslottery.prompts import IGNORE_INDEX, Example
+from kslottery.train import train
 from report import machine, write_section  # bench/report.py
 
 K = 18
@@ -98,10 +97,6 @@ def examples(vocab: int, ticket_rows: list[int]) -> list[Example]:
     return batch
 
 
-def tensor_bytes(tensor: torch.Tensor) -> int:
-    return tensor.numel() * tensor.element_size()
-
-
 def weight_hashes(model) -> dict[str, str]:
     """blake2b of every frozen weight's bytes (no copy)."""
     return {name: hashlib.blake2b(p.detach().contiguous().view(torch.uint8).numpy()).hexdigest()
@@ -127,41 +122,13 @@ def run_variant(variant: str, vocab: int, hidden: int, steps: int) -> dict:
         raise AssertionError(f"{variant}: something besides the embedding trains; the byte counts would mix them")
     hashes_before = weight_hashes(model) if variant != "embed" else {}
     model_rss = psutil.Process().memory_info().rss
-
-    measured: dict = {"step_ends": []}
-
-    def before_step(optimizer, args, kwargs):
-        if "grad_bytes" not in measured:
-            measured["grad_bytes"] = sum(tensor_bytes(p.grad) for p in embedding_tensors if p.grad is not None)
-
-    def after_step(optimizer, args, kwargs):
-        measured["step_ends"].append(time.perf_counter())
-        if "optimizer_bytes" not in measured:
-            measured["optimizer_bytes"] = sum(tensor_bytes(value) for p in embedding_tensors
-                                              for value in optimizer.state[p].values() if torch.is_tensor(value))
-            measured["optimizer_all_bytes"] = sum(tensor_bytes(value) for state in optimizer.state.values()
-                                                  for value in state.values() if torch.is_tensor(value))
-
-    make_optimizer = train_module.make_optimizer
-
-    def recording_optimizer(parameters, params):  # the loop's own optimizer, with two hooks
-        optimizer = make_optimizer(parameters, params)
-        optimizer.register_step_pre_hook(before_step)
-        optimizer.register_step_post_hook(after_step)
-        return optimizer
-
-    train_module.make_optimizer = recording_optimizer
     params = TrainSettings(lr=1e-2, steps=steps, batch_size=BATCH, optimizer="adamw", weight_decay=0.0,
-                         max_length=LENGTH, log_every=1)
-    result = train_module.train(model, examples(vocab, ticket_rows), params, pad_token_id=0, desc=variant)
-    peak_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux; read before the check
-    if measured["optimizer_all_bytes"] != measured["optimizer_bytes"]:
-        raise AssertionError(f"{variant}: the optimizer holds state for tensors other than the embedding's")
-    intervals = [b - a for a, b in zip(measured["step_ends"], measured["step_ends"][1:])]
-    out = {"variant": variant, "trainable_params": sum(p.numel() for p in trainable),
-           "grad_bytes": measured["grad_bytes"], "optimizer_bytes": measured["optimizer_bytes"],
-           "model_rss": model_rss, "peak_rss": peak_rss, "step_s": sum(intervals) / len(intervals),
-           "loop_s": result.seconds, "steps": steps, "losses": result.losses}
+                           max_length=LENGTH, log_every=1)
+    result = train(model, examples(vocab, ticket_rows), params, pad_token_id=0, desc=variant)
+    cost = result.cost()
+    out = {"variant": variant, "trainable_params": cost.trainable_params, "grad_bytes": cost.gradient_bytes,
+           "optimizer_bytes": cost.optimizer_state_bytes, "model_rss": model_rss, "peak_rss": cost.peak_memory_bytes,
+           "step_s": cost.seconds_per_step, "loop_s": result.seconds, "steps": steps, "losses": result.losses}
     if variant != "embed":
         out.update(check_ticket(model, ticket_rows, hashes_before))
     return out
@@ -204,10 +171,10 @@ def report(results: dict[str, dict], shape: dict, quick: bool) -> str:
              f"Machine: {machine()}.",
              "Command: `python bench/ticket_memory.py" + (" --quick" if quick else "") + "`. "
              f"Model: LlamaForCausalLM, 1 layer, vocab {shape['vocab']}, hidden {shape['hidden']}, intermediate 512, "
-             f"untied lm_head, float32, random weights. Both variants run kslottery.train.train (AdamW, lr 1e-2) "
+             f"untied lm_head, float32, random weights. Each variant runs kslottery.train.train (AdamW, lr 1e-2) "
              f"for {shape['steps']} steps on the same batch of {BATCH} x {LENGTH} random tokens, each in a fresh "
-             "process. Grad and optimizer bytes are counted tensor by tensor at the first step and belong to the "
-             "embedding only (checked). Step time: mean of steps 2..N.",
+             "process. Grad and optimizer bytes, peak RSS and the median step time are the loop's own measurements "
+             "(cost.py); the bytes belong to the embedding only (checked).",
              "",
              "| variant | trainable params | grad bytes | optimizer state bytes | grad + optimizer | RSS of the model "
              "| peak RSS | peak - model | step (s) |",

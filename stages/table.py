@@ -5,8 +5,8 @@ from pathlib import Path
 import click
 
 from kslottery import stage
-from kslottery.plots import plot_ks_histogram, plot_losses
-from kslottery.report import plot_cost, plot_scores, report_markdown, summary
+from kslottery.plots import plot_cost, plot_ks_histogram, plot_losses
+from kslottery.report import cost_markdown, cost_table, plot_scores, read_records, report_markdown, summary
 
 
 @click.command()
@@ -19,22 +19,27 @@ from kslottery.report import plot_cost, plot_scores, report_markdown, summary
 @click.option("--cost-dir", type=click.Path(exists=True),
               help="metrics/cost: {pair}/s{seed}/{method}.json (time and memory of each training; cost.png).")
 @click.option("--out", required=True, type=click.Path(),
-              help="Directory for table.md, table.csv, scores.png, loss_curves.png and ks_histogram.png.")
+              help="Directory for table.md, table.csv, scores.png, loss_curves.png, ks_histogram.png and (with "
+                   "--cost-dir) cost.md, cost.csv and cost.png.")
 @click.option("--summary", "summary_path", type=click.Path(), help="Nested metrics JSON for `dvc metrics`.")
 def main(params_path, eval_dir, certify_dir, ks_dir, train_dir, cost_dir, out, summary_path):
     params = stage.start(params_path, "table")
     pairs, seeds = set(params.pairs), set(params.seeds)  # outputs of removed pairs/seeds stay on disk: skip them
-    table, markdown = report_markdown(eval_dir, certify_dir, ks_dir, pairs, seeds, cost_dir)
+    table, markdown = report_markdown(eval_dir, certify_dir, ks_dir, pairs, seeds)
     out = Path(out)
     stage.write_text(out / "table.md", markdown)
     stage.write_text(out / "table.csv", table.to_csv(float_format="%.4f"))
     with stage.atomic_file(out / "scores.png") as tmp:
         plot_scores(table, tmp)
     figures = [out / "scores.png"]
-    if cost_dir:
+    if cost_dir:  # time and memory: apart from the deterministic table
+        cost_records = read_records(cost_dir, pairs, seeds)
+        costs = cost_table(cost_records)
         with stage.atomic_file(out / "cost.png") as tmp:
-            if not plot_cost(table, tmp):
+            if not plot_cost(table, costs, tmp):
                 raise click.ClickException(f"no training costs under {cost_dir}; run the training stages first")
+        stage.write_text(out / "cost.md", cost_markdown(cost_records))
+        stage.write_text(out / "cost.csv", costs.to_csv(float_format="%.4f"))
         figures.append(out / "cost.png")
     for name, draw, directory in (("loss_curves.png", plot_losses, train_dir),
                                   ("ks_histogram.png", plot_ks_histogram, ks_dir)):

@@ -124,9 +124,11 @@ def test_dvc_repro_end_to_end(tmp_path, tiny_model_dir):
                   "random k rows", "random k seen rows", "most frequent k rows", "template tokens", "KS tickets",
                   "en-ca chrF++", "en-ca chrF++ (whole)", "% of full", "What the token methods train",
                   "next-token agreement", "Ticket stability across seeds", " ± ", "seed 0, whole continuation",
-                  "What each method costs to train", "s / step", "ks-select: the KS test of"):
+                  "% of embedding only's gain (whole continuation)"):
         assert label in table, label
     assert (project / "results/scores.png").stat().st_size > 1000 and (project / "results/cost.png").stat().st_size > 1000
+    costs = (project / "results/cost.md").read_text()
+    assert "s / step" in costs and "ks-select: the KS test of" in costs and "s / step" not in table
     summary = json.loads((project / "metrics/summary.json").read_text())
     assert summary["en-ca"]["ticket"]["seeds"] == len(SEEDS) and "chrf++_std" in summary["en-ca"]["ticket"]
     assert set(summary["en-ca"]) >= {"base", *TRAINED, "tickets", "certify"}

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from kslottery.report import (build_table, certification_markdown, cost_markdown, cost_table, gain_shares_markdown,
-                               overlap_markdown, plot_cost, plot_scores, read_records, summary, to_markdown)
+                               overlap_markdown, plot_scores, read_records, summary, to_markdown)
+from kslottery.plots import plot_cost
 from kslottery.sweep import alpha_sweep, experiment_table, plot_alpha_sweep
 
 REPO = Path(__file__).resolve().parents[1]
@@ -50,6 +51,21 @@ def test_gain_shares_are_taken_over_the_base_per_protocol():
     assert cells["KS tickets"] == ["50", "25", "100", "50"]  # 10/20, 10/40 first line; 20/20, 20/40 whole
     assert cells["embedding only"][0] == "100" and cells["full fine-tuning"][1] == "100"
     assert gain_shares_markdown(build_table(records[1:])) == ""  # no base: no gain to share
+    flat = [{**r, "chrf++": 10.0} if r["method"] == "embed" else r for r in records]
+    cells = {row.split("|")[1].strip(): row for row in gain_shares_markdown(build_table(flat)).splitlines()
+             if row.startswith("|")}
+    assert cells["KS tickets"].split("|")[2].strip() == "nan"  # embedding-only gained nothing: no share
+
+
+def test_gain_shares_average_over_pairs_only_where_a_method_ran_on_every_pair():
+    records = [record(pair, method, 0.0, score, 1) for pair, base, embed, full in
+               (("en-ca", 10.0, 30.0, 50.0), ("en-ro", 20.0, 40.0, 60.0))
+               for method, score in (("base", base), ("embed", embed), ("full", full))]
+    records.append(record("en-ca", "ticket", 0.0, 20.0, 1))  # no en-ro run
+    text = gain_shares_markdown(build_table(records))
+    cells = {row.split("|")[1].strip(): [c.strip() for c in row.strip("|").split("|")[1:]]
+             for row in text.strip().splitlines()[4:]}
+    assert cells["embedding only"][:2] == ["100", "50"] and cells["KS tickets"][:2] == ["nan", "nan"]
 def cost(method, seconds, seed=0, memory=2**30, gradient=2**20, optimizer=2**21, saved=2**20):
     return {"pair": "en-ca", "seed": seed, "method": method, "seconds_per_step": seconds, "steps_timed": 3,
             "peak_memory_bytes": memory, "memory_kind": "rss", "gradient_bytes": gradient,
@@ -71,8 +87,8 @@ def test_cost_table_takes_medians_per_method_in_registry_order(tmp_path):
 
     scores = build_table([record("en-ca", "base", 0.5, 8.0, 0), record("en-ca", "ticket", 5.0, 25.0, 10),
                           record("en-ca", "full", 9.0, 33.0, 1000)])
-    assert not plot_cost(scores, tmp_path / "none.png")  # no cost columns: nothing drawn
-    assert plot_cost(scores.join(table), tmp_path / "cost.png")
+    assert not plot_cost(scores, cost_table([]), tmp_path / "none.png")  # no costs: nothing drawn
+    assert plot_cost(scores, table, tmp_path / "cost.png")
     assert (tmp_path / "cost.png").read_bytes()[:4] == b"\x89PNG"
 
 

@@ -1,5 +1,7 @@
 """The shift-by-frequency view: counts per training input, groups, and what each group reports."""
 
+import json
+
 import numpy as np
 import pandas as pd
 
@@ -7,9 +9,9 @@ from kslottery.ks import ks_2samp_rows
 from kslottery.shifts import input_counts, relative_change, shift_by_frequency
 
 
-def test_input_counts_counts_inputs_not_occurrences():
-    counts = input_counts([[1, 1, 2], [2, 3], [2]], vocab_size=5)
-    assert counts.tolist() == [0, 1, 3, 1, 0]
+def test_input_counts_counts_inputs_not_occurrences_and_skip_the_last_token():
+    counts = input_counts([[1, 1, 2, 4], [2, 3, 0], [2, 0]], vocab_size=5)
+    assert counts.tolist() == [0, 1, 3, 1, 0]  # 4 and 0 only ever stand last: no gradient reaches them
 
 
 def test_relative_change_is_mean_absolute_change_over_the_row_spread():
@@ -26,7 +28,7 @@ def test_groups_separate_rare_from_frequent_rows_and_count_tickets():
     after[4] += 1e-3 * rng.normal(size=64).astype(np.float32)  # a token of every input, barely moved
     counts = np.array([0, 1, 1, 2, 500, 500])
     statistic, pvalue = ks_2samp_rows(before, after)
-    frame = shift_by_frequency(before, after, statistic, pvalue, counts, alpha=0.05)
+    frame = shift_by_frequency(before, after, statistic, np.flatnonzero(pvalue < 0.05), counts)
     by_group = frame.set_index("inputs with the token")
     assert list(by_group.index) == ["0", "1", "2-3", "301+"]  # empty groups are left out
     assert by_group.loc["1", "rows"] == 2 and by_group.loc["1", "moved"] == 1 and by_group.loc["1", "tickets"] == 1
@@ -56,6 +58,10 @@ def test_ksl_shifts_reads_a_pipeline_run_and_names_the_missing_stage(tmp_path, t
     with torch.no_grad():
         model.get_input_embeddings().weight[seen] += 5.0
     save_trained(model, KS_SOURCE, project / "models" / "en-ca" / "s0" / KS_SOURCE, {})
+    no_tickets = CliRunner().invoke(main, ["shifts", "en-ca"])
+    assert no_tickets.exit_code != 0 and "dvc repro ks-select@en-ca-0" in no_tickets.output
+    (project / "models" / "en-ca" / "s0" / "tickets.json").write_text(json.dumps(
+        {"alpha": 0.05, "n_tickets": 1, "tickets": [{"token_id": seen}]}))
     result = CliRunner().invoke(main, ["shifts", "en-ca"])
     assert result.exit_code == 0, result.output
     frame = pd.read_csv(project / "results" / "shifts" / "en-ca-s0.csv")

@@ -353,52 +353,52 @@ def tickets(pair, seed, models_dir, top):
 @main.command()
 @click.argument("pair")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Which seed's embedding tuning.")
-@click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path(dir_okay=False),
+              help="Where the prompt template and max_length (which tokens an input holds) come from.")
 @click.option("--base", default="models/base", show_default=True, type=click.Path(file_okay=False))
 @click.option("--models", "models_dir", default="models", show_default=True, type=click.Path(file_okay=False),
-              help="The pipeline's models directory ({pair}/s{seed}/embed under it).")
+              help="The pipeline's models directory ({pair}/s{seed}/embed and tickets.json under it).")
+@click.option("--data", "data_dir", default="data/prepared", show_default=True, type=click.Path(file_okay=False),
+              help="The prepared splits ({pair}/train.tsv under it).")
 @click.option("--out", default="results", show_default=True, type=click.Path(file_okay=False),
               help="Where shifts/{pair}-s{seed}.md and .csv go.")
 @user_errors
-def shifts(pair, seed, params_path, base, models_dir, out):
+def shifts(pair, seed, params_path, base, models_dir, data_dir, out):
     """How far embedding tuning moved each row, by how many training inputs hold its token.
 
     \b
     Groups the vocabulary rows by the number of training inputs their token occurs in and gives per
-    group the rows that moved, the KS tickets at params alpha, the median D and the median change
-    relative to the row's spread: which tokens the KS test selects, and why. Needs the pipeline's
-    models/base, models/PAIR/sSEED/embed and data/prepared/PAIR (`dvc repro ks-select`).
+    group the rows that moved, the run's KS tickets, the median D and the median change relative to
+    the row's spread: which tokens the KS test selects, and why. Needs the pipeline's models/base,
+    models/PAIR/sSEED/embed and tickets.json, and data/prepared/PAIR (`dvc repro ks-select`).
     """
     from kslottery.corpus import read_pairs
     from kslottery.ks import ks_2samp_rows
     from kslottery.methods import KS_SOURCE
     from kslottery.models import load_saved
     from kslottery.prompts import encode_pairs
-    from kslottery.shifts import input_counts, shift_by_frequency
+    from kslottery.shifts import input_counts, shift_by_frequency, shifts_markdown
     from kslottery.surgery import load_embedding
+    from kslottery.tickets import ticket_rows
 
     params = load_params(params_path)
-    base, embed = Path(base), Path(models_dir) / pair / f"s{seed}" / KS_SOURCE
-    train = Path("data/prepared") / pair / "train.tsv"
+    run = Path(models_dir) / pair / f"s{seed}"
+    base, embed, tickets, train = Path(base), run / KS_SOURCE, run / "tickets.json", Path(data_dir) / pair / "train.tsv"
     for path, stage in ((base, "prepare-model"), (embed, f"finetune@{pair}-{seed}-{KS_SOURCE}"),
-                        (train, f"prepare-data@{pair}")):
+                        (tickets, f"ks-select@{pair}-{seed}"), (train, f"prepare-data@{pair}")):
         if not path.exists():
             raise click.ClickException(f"{path} does not exist; run `dvc repro {stage}` first")
     model, tokenizer = load_saved(base)
     before = model.get_input_embeddings().weight.detach().float().cpu().numpy()
     after = load_embedding(embed).float().numpy()
-    statistic, pvalue = ks_2samp_rows(before, after)
+    statistic, _ = ks_2samp_rows(before, after)
+    record = json.loads(tickets.read_text(encoding="utf-8"))
     examples = encode_pairs(tokenizer, read_pairs(train), pair, params.prompt.template,
                             params.train_settings(KS_SOURCE).max_length)
     counts = input_counts([e.input_ids for e in examples], before.shape[0])
-    frame = shift_by_frequency(before, after, statistic, pvalue, counts, params.alpha)
-    settings = params.train_settings(KS_SOURCE)
-    heading = (f"### {pair}, seed {seed}: rows moved by embedding tuning, by how many of the {len(examples):,} "
-               f"training inputs hold the token\n\nlr {settings.lr:g} ({settings.schedule}, warmup {settings.warmup:g}), "
-               f"{settings.steps} steps of batch {settings.batch_size}; tickets: p < {params.alpha:g}. "
-               "`change / std`: the mean absolute change (after - before) over the row's std before tuning.\n\n")
+    frame = shift_by_frequency(before, after, statistic, ticket_rows(record), counts)
     md, csv = Path(out) / "shifts" / f"{pair}-s{seed}.md", Path(out) / "shifts" / f"{pair}-s{seed}.csv"
-    write_text(md, heading + frame.to_markdown(index=False) + "\n")
+    write_text(md, shifts_markdown(frame, pair, seed, len(examples), record["alpha"], record["n_tickets"]))
     write_text(csv, frame.to_csv(index=False))
     click.echo(md.read_text(encoding="utf-8"))
     click.echo(f"wrote {md}, {csv}")

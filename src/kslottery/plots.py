@@ -103,3 +103,38 @@ def plot_ks_histogram(ks_dir: str | Path, pairs, seeds, out_png: str | Path) -> 
         ax.legend(fontsize=8)
     save_png(fig, out_png)
     return True
+
+
+def plot_cost(scores: pd.DataFrame, costs: pd.DataFrame, out_png: str | Path) -> bool:
+    """chrF++ (report.build_table's `scores`) against trainable parameters and against seconds per
+    step (report.cost_table's `costs`), log axes, one point per trained method: filled for the
+    first-line score, hollow for the whole continuation's. False (nothing drawn) without costs."""
+    from kslottery.methods import NAMES
+    from kslottery.report import COST_COLUMNS, SCORES
+    from kslottery.scoring import PROTOCOLS, score_key
+
+    if costs.empty:
+        return False
+    plt = pyplot()
+    prefix = "avg" if any(c.startswith("avg ") for c in scores) else next(c for c in scores if c.endswith("chrF++")).split()[0]
+    trained = scores.join(costs, how="inner")
+    colours = {label(name): colour(name) for name in NAMES}
+    step = COST_COLUMNS["seconds_per_step"]
+    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8), sharey=True)
+    for ax, (x, xlabel) in zip(axes, (("trainable params", "trainable parameters"),
+                                      (step, "seconds per training step (median)"))):
+        for protocol, filled in zip(PROTOCOLS, (True, False)):
+            column = f"{prefix} {SCORES[score_key(protocol, 'chrf++')]}"
+            if column not in trained:
+                continue
+            for name, row in trained.iterrows():
+                ax.scatter(row[x], row[column], s=45, color=colours[name] if filled else "none",
+                           edgecolors=colours[name], label=("first line" if filled else "whole continuation")
+                           if name == trained.index[0] else None)
+                if filled:
+                    ax.annotate(name, (row[x], row[column]), fontsize=7, xytext=(4, 3), textcoords="offset points")
+        ax.set_xscale("log")
+        label_axes(ax, "score against size" if x == "trainable params" else "score against training time", xlabel,
+                   f"{prefix} chrF++")
+    save_png(fig, out_png)
+    return True

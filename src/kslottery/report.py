@@ -193,27 +193,32 @@ def token_rows_markdown(eval_records: list[dict], ks_records: list[dict]) -> str
 
 
 def gain_shares_markdown(table: pd.DataFrame) -> str:
-    """Per method and protocol: its chrF++ gain over the base model as a % of embedding-only tuning's
-    gain and of full fine-tuning's (means over seeds; averaged over pairs when there are several)."""
-    base, embed, full = (method_label(name) for name in (BASE, *GAIN_REFERENCES))
-    if not {base, embed, full} <= set(table.index):
+    """Per method and protocol: its chrF++ gain over the base model as a % of each reference's gain
+    (methods.GAIN_REFERENCES: embedding-only tuning, full fine-tuning), from the table's means over
+    seeds (its `avg` columns when there are several pairs). No share where a reference gained nothing."""
+    base, references = method_label(BASE), [method_label(name) for name in GAIN_REFERENCES]
+    if not {base, *references} <= set(table.index):
         return ""
-    pairs = sorted({c.rsplit(" ", 1)[0] for c in table.columns if c.endswith(" chrF++") and not c.startswith("avg")})
+    several_pairs = any(c.startswith("avg ") for c in table)
     lines = {}
     for protocol in PROTOCOLS:
         label = SCORES[score_key(protocol, "chrf++")]
-        columns = [f"{pair} {label}" for pair in pairs]
-        if not all(c in table for c in columns):
+        column = f"avg {label}" if several_pairs else next((c for c in table if c.endswith(f" {label}")), None)
+        if column not in table:
             continue
-        score = table[columns].mean(axis=1)
-        for reference in (embed, full):
+        score = table[column]
+        for reference in references:
             gain = score[reference] - score[base]
-            lines[f"% of {reference}'s gain ({PROTOCOL_LABELS[protocol]})"] = 100 * (score - score[base]) / gain
+            share = 100 * (score - score[base]) / gain if gain > 0 else score * float("nan")
+            lines[f"% of {reference}'s gain ({PROTOCOL_LABELS[protocol]})"] = share
     if not lines:
         return ""
     shares = pd.DataFrame(lines).drop(index=base)
     return ("Share of the chrF++ gains over the base model each method recovers ((method - base) / (reference - "
-            "base), means over seeds):\n\n" + shares.to_markdown(floatfmt=".0f") + "\n")
+            "base), from the means over seeds; nan where the reference gained nothing):\n\n"
+            + shares.to_markdown(floatfmt=".0f") + "\n")
+
+
 COST_COLUMNS = {
     "seconds_per_step": "s / step",
     "peak_memory_gib": "peak memory (GiB)",
@@ -244,11 +249,12 @@ def cost_markdown(cost_records: list[dict]) -> str:
     table = cost_table(cost_records)
     if table.empty:
         return ""
-    kinds = sorted({r["memory_kind"] for r in cost_records if "memory_kind" in r})
+    kinds = sorted({r["memory_kind"] for r in cost_records if "seconds_per_step" in r})
     text = ("What each method costs to train, on the machine that ran it (medians over runs; peak memory: "
             + " / ".join({"rss": "the process's peak resident set, model loading included",
                           "cuda": "torch's peak GPU allocation"}[k] for k in kinds)
-            + "; time and memory vary across machines and are not part of the deterministic outputs):\n\n"
+            + ", dev evaluations included; time and memory vary across runs and machines, so they are kept "
+            "apart from the deterministic table.md):\n\n"
             + table.to_markdown(floatfmt=".2f") + "\n")
     selections = [r for r in cost_records if "ks_test_seconds" in r]
     if selections:
@@ -260,19 +266,14 @@ def cost_markdown(cost_records: list[dict]) -> str:
 
 
 def report_markdown(eval_dir: str | Path, certify_dir: str | Path | None = None, ks_dir: str | Path | None = None,
-                    pairs=None, seeds=None, cost_dir: str | Path | None = None) -> tuple[pd.DataFrame, str]:
-    """(table, markdown): the comparison table, then the costs, certification and ticket overlaps
-    where available. The returned table carries the cost columns too."""
+                    pairs=None, seeds=None) -> tuple[pd.DataFrame, str]:
+    """(table, markdown): the comparison table, then the gain shares, certification and ticket
+    overlaps where available. Deterministic: what training cost is cost_markdown's (results/cost.md)."""
     table = build_table(_eval_records(eval_dir, pairs, seeds))
     markdown = to_markdown(table) + (PROTOCOL_NOTE if any(c.endswith("(whole)") for c in table) else "")
     shares = gain_shares_markdown(table)
     if shares:
         markdown += "\n" + shares
-    cost_records = read_records(cost_dir, pairs, seeds) if cost_dir else []
-    costs = cost_markdown(cost_records)
-    if costs:
-        markdown += "\n" + costs
-        table = table.join(cost_table(cost_records))
     certified = read_records(certify_dir, pairs, seeds) if certify_dir else []
     if certified:
         markdown += ("\nCertification (the embedding-tuned model with every non-ticket row reverted to the base,"
@@ -441,38 +442,3 @@ def plot_scores(table: pd.DataFrame, out_png: Path) -> None:
         ax.set_title(f"chrF++ of the {PROTOCOL_LABELS[protocol]}")
     save_png(fig, out_png)
 
-
-def plot_cost(table: pd.DataFrame, out_png: Path) -> bool:
-    """chrF++ against trainable parameters and against seconds per step (log axes), one point per
-    trained method, filled for the first-line score and hollow for the whole continuation's.
-    False (nothing drawn) when the table has no cost columns."""
-    from kslottery.plots import pyplot, save_png
-
-    if COST_COLUMNS["seconds_per_step"] not in table:
-        return False
-    plt = pyplot()
-    prefix = "avg" if any(c.startswith("avg ") for c in table) else next(c for c in table if c.endswith("chrF++")).split()[0]
-    trained = table[table[COST_COLUMNS["seconds_per_step"]].notna() & (table["trainable params"] > 0)]
-    colours = {m.label: m.colour for m in BY_NAME.values()}
-    fig, axes = plt.subplots(1, 2, figsize=(13, 4.8), sharey=True)
-    for ax, (x, xlabel) in zip(axes, (("trainable params", "trainable parameters"),
-                                      (COST_COLUMNS["seconds_per_step"], "seconds per training step (median)"))):
-        for protocol, filled in zip(PROTOCOLS, (True, False)):
-            column = f"{prefix} {SCORES[score_key(protocol, 'chrf++')]}"
-            if column not in trained:
-                continue
-            for name, row in trained.iterrows():
-                colour = colours.get(name) or "#4c72b0"
-                ax.scatter(row[x], row[column], s=45, color=colour if filled else "none", edgecolors=colour,
-                           label=PROTOCOL_LABELS[protocol] if name == trained.index[0] else None)
-                if filled:
-                    ax.annotate(name, (row[x], row[column]), fontsize=7, xytext=(4, 3), textcoords="offset points")
-        ax.set_xscale("log")
-        ax.set_xlabel(xlabel)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, title="chrF++ of the", title_fontsize=8)
-    axes[0].set_ylabel(f"{prefix} chrF++")
-    axes[0].set_title("score against size")
-    axes[1].set_title("score against training time")
-    save_png(fig, out_png)
-    return True

@@ -3,9 +3,10 @@ explains which tokens become KS tickets.
 
 A token in every training input gets a gradient at every step; a token in one input gets one
 gradient, at one step. `shift_by_frequency` groups the vocabulary rows by the number of training
-inputs their token occurs in and gives, per group, the rows that moved, the tickets among them, the
-median KS statistic D and the median size of the change relative to the row's own spread
-(mean |after - before| / std(before)). `ksl shifts` writes it for a pipeline run.
+inputs their token occurs in (at a position that feeds a prediction: not as the input's last token)
+and gives, per group, the rows that moved, the tickets among them, the median KS statistic D and
+the median size of the change relative to the row's own spread (mean |after - before| /
+std(before)). `ksl shifts` writes it for a pipeline run, with that run's tickets.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ BUCKETS = ((0, 0), (1, 1), (2, 3), (4, 10), (11, 30), (31, 100), (101, 300), (30
 
 
 def input_counts(inputs: list[list[int]], vocab_size: int) -> np.ndarray:
-    """For every row, the number of training inputs whose token ids contain it (at least once)."""
+    """For every row, the number of training inputs that hold its token before their last position
+    (the last token's row feeds no prediction, so it gets no gradient from there)."""
     counts = np.zeros(vocab_size, dtype=np.int64)
     for ids in inputs:
-        counts[np.unique(np.asarray(ids, dtype=np.int64))] += 1
+        counts[np.unique(np.asarray(ids[:-1], dtype=np.int64))] += 1
     return counts
 
 
@@ -32,13 +34,14 @@ def relative_change(before: np.ndarray, after: np.ndarray) -> np.ndarray:
     return np.divide(change, spread, out=np.zeros_like(change), where=spread > 0)
 
 
-def shift_by_frequency(before: np.ndarray, after: np.ndarray, statistic: np.ndarray, pvalue: np.ndarray,
-                       counts: np.ndarray, alpha: float) -> pd.DataFrame:
-    """One line per BUCKETS group that holds any row: how many rows, moved rows and tickets (p < alpha),
-    the share of moved rows that are tickets, and the medians of D and of relative_change over the moved
-    rows. Rows are (V, d) arrays; statistic, pvalue and counts are per row."""
+def shift_by_frequency(before: np.ndarray, after: np.ndarray, statistic: np.ndarray, ticket_ids,
+                       counts: np.ndarray) -> pd.DataFrame:
+    """One line per BUCKETS group that holds any row: how many rows, moved rows and tickets, the share
+    of moved rows that are tickets, and the medians of D and of relative_change over the moved rows.
+    before, after: (V, d); statistic and counts: per row; ticket_ids: the rows that are tickets."""
     moved = np.any(after != before, axis=1)
-    ticket = moved & (pvalue < alpha)
+    ticket = np.zeros(len(moved), dtype=bool)
+    ticket[np.asarray(ticket_ids, dtype=np.int64)] = True
     change = relative_change(before, after)
     lines = []
     for low, high in BUCKETS:
@@ -58,3 +61,11 @@ def shift_by_frequency(before: np.ndarray, after: np.ndarray, statistic: np.ndar
             if group_moved.any() else None,
         })
     return pd.DataFrame(lines)
+
+
+def shifts_markdown(frame: pd.DataFrame, pair: str, seed: int, n_inputs: int, alpha: float, n_tickets: int) -> str:
+    """shift_by_frequency's table as markdown, under a heading that says what it was computed from."""
+    return (f"### {pair}, seed {seed}: rows moved by embedding tuning, by how many of the {n_inputs:,} training "
+            f"inputs hold the token\n\nThe run's tuned embedding and its {n_tickets:,} tickets (alpha {alpha:g}). "
+            "`change / std`: the mean absolute change (after - before) over the row's std before tuning.\n\n"
+            + frame.to_markdown(index=False) + "\n")
