@@ -40,6 +40,9 @@ def test_both_protocols_score_their_view_of_one_continuation():
     assert first_line(ran_on) == "Hola món." and whole(ran_on) == "Hola món. English: more  Catalan: més"
     assert first_line(" Hola món. ") == whole(" Hola món. ") == "Hola món."  # no newline: one text
     assert first_line("") == whole("") == ""  # eos at once
+    # a continuation that opens with a newline: its first line of text (the decoder of the first-line
+    # protocol alone stopped at that newline and scored an empty hypothesis)
+    assert first_line("\nCatalà:\nCatalà:") == "Català:" and whole("\nCatalà:\nCatalà:") == "Català: Català:"
     references = ["Hola món.", "Obre el fitxer."]
     scores = score_protocols([ran_on, " Obre el fitxer."], references)
     assert scores["chrf++"] == 100.0 and scores["whole_chrf++"] < 100.0  # the run-on line costs under `whole`
