@@ -110,13 +110,13 @@ def plot_cost(scores: pd.DataFrame, costs: pd.DataFrame, out_png: str | Path) ->
     step (report.cost_table's `costs`), log axes, one point per trained method: filled for the
     first-line score, hollow for the whole continuation's. False (nothing drawn) without costs."""
     from kslottery.methods import NAMES
-    from kslottery.report import COST_COLUMNS, SCORES
+    from kslottery.report import COST_COLUMNS, SCORES, score_prefix
     from kslottery.scoring import PROTOCOLS, score_key
 
     if costs.empty:
         return False
     plt = pyplot()
-    prefix = "avg" if any(c.startswith("avg ") for c in scores) else next(c for c in scores if c.endswith("chrF++")).split()[0]
+    prefix = score_prefix(scores)
     trained = scores.join(costs, how="inner")
     colours = {label(name): colour(name) for name in NAMES}
     step = COST_COLUMNS["seconds_per_step"]

@@ -420,6 +420,11 @@ def summary(eval_dir: str | Path, certify_dir: str | Path | None = None, ks_dir:
     return result
 
 
+def score_prefix(table: pd.DataFrame) -> str:
+    """The column prefix the figures plot: `avg` with several pairs, else the one pair."""
+    return "avg" if any(c.startswith("avg ") for c in table) else next(c for c in table if c.endswith("chrF++")).split()[0]
+
+
 def plot_scores(table: pd.DataFrame, out_png: Path) -> None:
     """Horizontal bars of chrF++ per method (first pair, or the average), one panel per scoring
     protocol, labelled with #params; error bars of one standard deviation over seeds where there are
@@ -427,7 +432,7 @@ def plot_scores(table: pd.DataFrame, out_png: Path) -> None:
     from kslottery.plots import pyplot, save_png
 
     plt = pyplot()
-    prefix = "avg" if any(c.startswith("avg ") for c in table) else next(c for c in table if c.endswith("chrF++")).split()[0]
+    prefix = score_prefix(table)
     panels = [(protocol, f"{prefix} {SCORES[score_key(protocol, 'chrf++')]}") for protocol in PROTOCOLS]
     panels = [(protocol, column) for protocol, column in panels if column in table]
     fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 0.5 * len(table) + 1.2), squeeze=False,
