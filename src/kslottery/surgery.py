@@ -140,6 +140,19 @@ def _set_module(model, name: str, module) -> None:
     setattr(model.get_submodule(parent) if parent else model, child, module)
 
 
+def _train_whole(module: torch.nn.Linear) -> None:
+    """Every row of `module` trains; in a bf16/fp16 model in float32 (as prepare_embed does): the
+    weight (and bias) become float32 copies, the input is cast up and the output back down."""
+    dtype = module.weight.dtype
+    if dtype in HALF_DTYPES:
+        module.weight = torch.nn.Parameter(module.weight.detach().float())
+        if module.bias is not None:
+            module.bias = torch.nn.Parameter(module.bias.detach().float(), requires_grad=False)
+        module.register_forward_pre_hook(lambda m, args: tuple(a.float() for a in args))
+        module.register_forward_hook(lambda m, args, output: output.to(dtype))
+    module.weight.requires_grad_(True)
+
+
 def prepare_target(model, settings: MethodSettings | None = None, rows: dict[str, list[int] | None] | None = None):
     """Train rows of linear matrices: `rows` maps each module name (targets.matching_linears) to its
     rows, or to None for every row (method `target-tuned`: the matrix's weight itself trains). Every
@@ -152,7 +165,7 @@ def prepare_target(model, settings: MethodSettings | None = None, rows: dict[str
         if not isinstance(module, torch.nn.Linear):
             raise ValueError(f"{name} is a {type(module).__name__}, not a linear module: ks.target rows are output units")
         if chosen is None:
-            module.weight.requires_grad_(True)
+            _train_whole(module)
             continue
         bad = [r for r in chosen if not 0 <= r < module.out_features]
         if bad or not chosen:
