@@ -7,7 +7,7 @@ import click
 from kslottery import stage
 from kslottery.corpus import read_pairs
 from kslottery.evaluation import decode_and_score, write_translations
-from kslottery.methods import BASE, NAMES, method as registry_entry, split_run
+from kslottery.methods import BASE, NAMES, run_entry, split_run
 from kslottery.models import saved_parameter_count
 from kslottery.surgery import load_trained, read_manifest
 
@@ -47,7 +47,7 @@ def checked_run(run: str) -> str:
     name, target = split_run(run)
     if name not in NAMES:
         raise click.BadParameter(f"{run!r}: unknown method {name!r}; known: {', '.join(NAMES)}")
-    if registry_entry(name).target != (target is not None):
+    if run_entry(run).target != (target is not None):
         raise click.BadParameter(f"{run!r}: target methods are named METHOD@PATTERN, the others by their name alone")
     return run
 

@@ -22,7 +22,7 @@ from kslottery.checkpoint import Checkpoint
 from kslottery.corpus import read_pairs
 from kslottery.cost import disk_bytes
 from kslottery.evaluation import dev_scorer
-from kslottery.methods import TARGET_SOURCE, TRAINED, method as registry_entry, run_name
+from kslottery.methods import TRAINED, method as registry_entry, run_name
 from kslottery.models import load_saved, saved_vocab_size
 from kslottery.prompts import encode_pairs
 from kslottery.surgery import prepare, save_trained
@@ -59,10 +59,9 @@ def main(params_path, pair, method, seed, base, data, tickets, out, metrics, los
     if entry.target != (target is not None):
         raise click.UsageError(f"--target is {'required' if entry.target else 'only'} for the target methods "
                                f"({'a ks.target pattern' if entry.target else 'not ' + method})")
-    if entry.target and target not in params.ks.target:
-        raise click.ClickException(f"--target {target!r} is not in ks.target {list(params.ks.target)} of {params_path}; "
-                                   "add it there (dvc.yaml runs one stage per pattern)")
-    target_rows = read_target_tickets(tickets) if entry.target and method != TARGET_SOURCE else None
+    if entry.target and (problem := params.target_problem(target)):
+        raise click.ClickException(problem)
+    target_rows = read_target_tickets(tickets) if entry.needs_target_tickets else None
     if entry.target and (problems := target_problems([target], base)):  # from the config alone: before loading
         raise click.ClickException(problems[0])
     model, tokenizer = load_saved(base)
@@ -143,7 +142,7 @@ def read_target_tickets(path: str | None) -> dict[str, list[int]]:
     rows = ticket_rows_by_module(json.loads(Path(path).read_text()))
     if not rows:
         raise click.ClickException(f"{path} holds no target tickets: no row is significant; raise alpha or tune "
-                                   "the target harder (train.target)")
+                                   "the target harder (train.target_tuned)")
     return rows
 
 

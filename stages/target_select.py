@@ -23,8 +23,8 @@ from kslottery.tickets import row_shift, select_tickets
 @click.option("--metrics", required=True, type=click.Path(), help="Selection summary JSON (counts, tickets per module).")
 def main(params_path, pair, target, base, tuned, out, metrics):
     params = stage.start(params_path, f"target-select {target}", pair)
-    if target not in params.ks.target:
-        raise click.ClickException(f"--target {target!r} is not in ks.target {list(params.ks.target)}; add it there")
+    if problem := params.target_problem(target):
+        raise click.ClickException(problem)
     model, _ = load_saved(base)
     tuned_weights = load_target(tuned)  # {NAME.weight: (out, in)}
     linears = matching_linears(model, target)
@@ -37,13 +37,17 @@ def main(params_path, pair, target, base, tuned, out, metrics):
     statistic, pvalue = (np.concatenate(parts) for parts in zip(*tested))  # (R,) over the stacked rows
     shift = np.concatenate([row_shift(b, a) for b, a in zip(before, after)])
     tickets = select_tickets(statistic, pvalue, params.alpha, params.ks.top_k, params.ks.rank_by, shift=shift)
+    if len(tickets.token_ids) == 0:
+        raise click.ClickException(f"{pair} {target}: no row is significant at alpha={params.alpha} "
+                                   f"({tickets.n_moved} of {len(statistic)} rows moved, smallest p = {pvalue.min():.3g}); "
+                                   "raise alpha or tune the target harder (train.target_tuned: lr, steps)")
     record = target_record(tickets, names, before, target, params.alpha, params.ks.top_k, params.ks.rank_by)
     stage.write_json(out, record)
     summary = {k: v for k, v in record.items() if k != "tickets"}
     stage.write_json(metrics, {**summary, "pair": pair})
     stage.log.info("%s %s: %d row tickets at alpha %g (%d significant, %d moved, of %d rows in %d matrices)", pair,
                    target, record["n_tickets"], params.alpha, record["n_significant"], record["n_moved"],
-                   record["rows"], record["modules"])
+                   record["rows"], record["matrices"])
     busiest = sorted(record["per_module"].items(), key=lambda item: -item[1])[:5]
     stage.log.info("most tickets: %s", ", ".join(f"{name} {count}" for name, count in busiest))
 

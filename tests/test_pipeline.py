@@ -52,7 +52,7 @@ def make_project(tmp_path, tiny_model_dir) -> Path:
     params["model"] = {"source": str(tiny_model_dir), "dtype": "float32"}
     params["data"].update(train_size=24, dev_size=4, test_size=8)
     params["train"].update(steps=3, batch_size=4, max_length=64)
-    for section in ("embed", "ticket"):
+    for section in ("embed", "ticket", "target_tuned", "target_ticket"):
         params["train"][section]["lr"] = 0.5
     params["train"]["prefix"]["tokens"] = 2
     params["train"]["lora"]["r"] = 2

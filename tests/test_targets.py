@@ -2,6 +2,7 @@
 tickets, and the three stages chained on a tiny model."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,7 +27,7 @@ TRAIN = TrainSettings(lr=0.05, steps=4, batch_size=4, max_length=64)
 def test_patterns_match_by_suffix_or_glob_and_never_by_a_partial_name():
     name = "model.layers.1.mlp.down_proj"
     assert matches(name, "mlp.down_proj") and matches(name, "down_proj") and matches(name, name)
-    assert matches(name, "model.layers.?.mlp.*") and not matches(name, "own_proj")
+    assert matches(name, "layers.1.mlp.down_proj") and not matches(name, "own_proj")
     assert not matches("model.layers.1.mlp.down_proj", "layers.1.mlp.up_proj")
 
 
@@ -36,6 +37,19 @@ def test_run_names_carry_the_pattern_and_sort_after_their_method():
     assert label("target-ticket@mlp.down_proj") == "target KS rows (mlp.down_proj)"
     assert order(["target-ticket@b", "zeta", "target-tuned@b", "ticket", "target-tuned@a"]) == \
         ["ticket", "target-tuned@a", "target-tuned@b", "target-ticket@b", "zeta"]
+
+
+@pytest.mark.parametrize("patterns", [["mlp.*"], ["a/b"], ["x@y"], [""], ["mlp.down_proj", "mlp.down_proj"]])
+def test_ks_target_refuses_what_cannot_name_stage_outputs(tmp_path, patterns):
+    import yaml
+
+    from kslottery.params import ParamsError, load_params
+
+    raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+    raw["ks"]["target"] = patterns
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
+    with pytest.raises(ParamsError, match="ks.target: "):
+        load_params(tmp_path / "params.yaml")
 
 
 def test_a_pattern_that_matches_no_linear_module_is_named_with_the_kinds_there_are(tmp_path, tiny_model_dir):
@@ -149,6 +163,13 @@ def test_the_target_stages_chain_on_a_tiny_model(tmp_path, tiny_model_dir):
     common = ["--seed", 0, "--base", project / "base", "--data", project / "data"]
     run("finetune", "--method", "target-tuned", "--target", "mlp.down_proj", *common, "--out", project / "target",
         "--metrics", project / "target.json", "--loss-csv", project / "target.loss.csv")
+    strict = dict(params, alpha=1e-12)  # nothing is significant: refused, nothing written
+    (project / "strict.yaml").write_text(yaml.safe_dump(strict, sort_keys=False))
+    refused = CliRunner().invoke(stage_main("target_select"), [str(a) for a in [
+        "--params", project / "strict.yaml", "--pair", "en-ca", "--target", "mlp.down_proj", "--base", project / "base",
+        "--tuned", project / "target", "--out", project / "tickets.json", "--metrics", project / "ks.json"]])
+    assert refused.exit_code != 0 and "no row is significant at alpha=1e-12" in refused.output
+    assert not (project / "tickets.json").exists()
     run("target_select", "--target", "mlp.down_proj", "--base", project / "base", "--tuned", project / "target",
         "--out", project / "tickets.json", "--metrics", project / "ks.json")
     record = json.loads((project / "tickets.json").read_text())
@@ -200,9 +221,11 @@ def test_calibrating_a_target_method_needs_its_pattern_and_tickets(tmp_path, tin
     params = load_params(project / "params.yaml")
     base, data = project / "models" / "base", project / "data" / "prepared" / "en-ca"
     tickets = project / "models" / "en-ca" / "s0" / "target-tickets@mlp.down_proj.json"
-    with pytest.raises(CalibrationError, match="pass --target, one of \\['mlp.down_proj'\\]"):
+    with pytest.raises(CalibrationError, match="--target None is not in ks.target \\['mlp.down_proj'\\]"):
         check_trial_inputs(params, "target-tuned", "en-ca", 0, base, data, tickets)
     check_trial_inputs(params, "target-tuned", "en-ca", 0, base, data, tickets, "mlp.down_proj")
     with pytest.raises(CalibrationError, match="target-select@en-ca-0-mlp.down_proj"):
         check_trial_inputs(params, "target-ticket", "en-ca", 0, base, data, tickets, "mlp.down_proj")
+    with pytest.raises(CalibrationError, match="--target is for the target methods only, not embed"):
+        check_trial_inputs(params, "embed", "en-ca", 0, base, data, tickets, "mlp.down_proj")
     assert lr_key("target-ticket@mlp.down_proj") == "train.target_ticket.lr"

@@ -27,7 +27,7 @@ from kslottery import KSLotteryError
 from kslottery.atomic import atomic_file, write_text
 from kslottery.corpus import read_pairs
 from kslottery.launch import accelerate_command, config_problems, stages_dir
-from kslottery.methods import TARGET_SOURCE, TRAINED, label, method as registry_entry, run_name, split_run
+from kslottery.methods import TRAINED, label, method as registry_entry, run_entry, run_name, split_run
 from kslottery.params import Params
 
 COLUMNS = ["method", "lr", "dev_chrf++", "dev_bleu", "final_loss", "trainable_params", "seconds"]
@@ -40,7 +40,7 @@ class CalibrationError(KSLotteryError, RuntimeError):
 def lr_key(method: str) -> str:
     """Where `method`'s (or a run's, METHOD@PATTERN) learning rate lives in params.yaml:
     train.<section>.lr (the controls share the ticket's section)."""
-    return f"train.{registry_entry(split_run(method)[0]).section}.lr"
+    return f"train.{run_entry(method).section}.lr"
 
 
 def with_overrides(raw: dict, overrides: dict) -> dict:
@@ -87,10 +87,11 @@ def check_trial_inputs(params: Params, method: str, pair: str, seed: int, base: 
     if entry.needs_tickets and not tickets.is_file():
         problems.append(f"{tickets} does not exist; {method} trains the tickets' rows: "
                         f"run `dvc repro ks-select@{pair}-{seed}` first")
-    if entry.target and target not in params.ks.target:
-        problems.append(f"{method} trains the matrices of a ks.target pattern: pass --target, one of "
-                        f"{list(params.ks.target) or 'ks.target (empty now)'}")
-    elif entry.target and method != TARGET_SOURCE and not tickets.is_file():
+    if entry.target and (problem := params.target_problem(target)):
+        problems.append(f"{method} trains the matrices of a ks.target pattern: {problem}")
+    elif not entry.target and target is not None:
+        problems.append(f"--target is for the target methods only, not {method}")
+    elif entry.needs_target_tickets and not tickets.is_file():
         problems.append(f"{tickets} does not exist; run `dvc repro target-select@{pair}-{seed}-{target}` first")
     if problems:
         raise CalibrationError("cannot calibrate: " + "; ".join(problems))
@@ -108,7 +109,7 @@ def train_in_scratch(raw_params: dict, overrides: dict, method: str, pair: str, 
         "--loss-csv", str(scratch / "loss.csv"), "--dev-csv", str(scratch / "dev.csv"))
     if target is not None:
         command += ["--target", target]
-    if registry_entry(method).needs_tickets or (target is not None and method != TARGET_SOURCE):
+    if registry_entry(method).needs_tickets or registry_entry(method).needs_target_tickets:
         command += ["--tickets", str(tickets)]
     finished = subprocess.run(command)  # its log and progress bars go to the terminal
     settings = ", ".join(f"{k} {v}" for k, v in overrides.items())

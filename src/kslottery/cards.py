@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import subprocess
 
-from kslottery.methods import method as registry_entry, split_run
+from kslottery.methods import run_entry
 from kslottery.surgery import EMBEDDING_FILE, TARGET_FILE
 
 
@@ -26,7 +26,7 @@ def git_revision() -> str:
 
 def load_snippet(method: str, base_dir: str, out_dir: str) -> str:
     """Three lines of Python that load what `method` (a run name) saved in out_dir."""
-    saved_as = registry_entry(split_run(method)[0]).saved_as
+    saved_as = run_entry(method).saved_as
     if saved_as == "model":
         return (f'from transformers import AutoModelForCausalLM, AutoTokenizer\n'
                 f'model = AutoModelForCausalLM.from_pretrained("{out_dir}")\n'
@@ -50,7 +50,7 @@ def model_card(method: str, manifest: dict, settings: dict, training: dict, base
     """The README.md of a trained method's directory (deterministic for a given revision); `method`
     is the run name (METHOD@PATTERN for a target method)."""
     pair, seed = manifest["pair"], manifest["seed"]
-    entry = registry_entry(split_run(method)[0])
+    entry = run_entry(method)
     lines = [
         "---",
         "library_name: " + ("peft" if entry.saved_as == "adapter" else "transformers"),
@@ -79,8 +79,8 @@ def model_card(method: str, manifest: dict, settings: dict, training: dict, base
     if entry.needs_tickets:
         lines.append(f"- rows trained: {len(manifest['token_ids'])} (their ids are in `method.json`)")
     if entry.target:
-        lines.append(f"- rows trained: {manifest['rows']:,} (output units) of the {len(manifest['modules'])} matrices "
-                     f"`{manifest['target']}` matches (their names are in `method.json`)")
+        lines.append(f"- rows trained: {manifest['rows']:,} output units, in {len(manifest['modules'])} matrices "
+                     f"named by `{manifest['target']}` (their names are in `method.json`)")
     if "dev_chrf++" in training:
         lines.append(f"- dev split after training: chrF++ {training['dev_chrf++']}, BLEU {training['dev_bleu']} "
                      f"(the score learning rates are chosen on)")

@@ -92,6 +92,11 @@ class Method:
     def needs_tickets(self) -> bool:
         return self.rows is not None
 
+    @property
+    def needs_target_tickets(self) -> bool:
+        """A target method that trains target-select's rows (not the tuning they come from)."""
+        return self.target and self.saved_as == "rows"
+
 
 # The table's row order (the paper's), which is also the legend order of every plot.
 METHODS: tuple[Method, ...] = (
@@ -164,6 +169,17 @@ def split_run(run: str) -> tuple[str, str | None]:
     return name, target or None
 
 
+def run_entry(run: str) -> Method:
+    """The registry entry of a run's method (METHOD or METHOD@PATTERN)."""
+    return method(split_run(run)[0])
+
+
+def in_scope(run: str, targets) -> bool:
+    """False for a target method's run whose pattern is not among `targets` (a pattern removed from
+    ks.target: DVC leaves its outputs on disk); True for every other run, and for any with None."""
+    return targets is None or split_run(run)[1] in (None, *targets)
+
+
 def method(name: str) -> Method:
     """The registry entry of `name`; a clear error for an unknown one."""
     if name not in BY_NAME:
@@ -191,6 +207,12 @@ def label(run: str) -> str:
 def colour(run: str) -> str | None:
     name, _ = split_run(run)
     return BY_NAME[name].colour if name in BY_NAME else None
+
+
+def label_colour(run_label: str) -> str | None:
+    """The colour of a table row, from its label (a target run's is "label (pattern)")."""
+    by_label = {m.label: m.colour for m in METHODS}
+    return by_label.get(run_label, by_label.get(run_label.rsplit(" (", 1)[0]))
 
 
 assert all(m.section in SECTIONS for m in METHODS if m.trains), "every section is owned by a method of that name"

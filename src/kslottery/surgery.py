@@ -32,7 +32,7 @@ import torch
 from peft import LoraConfig, PeftModel, PrefixTuningConfig, TrainableTokensConfig, get_peft_model
 from safetensors.torch import load_file, save_file
 
-from kslottery.methods import BASE, LoraSettings, MethodSettings, PrefixSettings, method as registry_entry, split_run
+from kslottery.methods import BASE, LoraSettings, MethodSettings, PrefixSettings, method as registry_entry, run_entry
 from kslottery.models import load_saved
 
 HALF_DTYPES = (torch.bfloat16, torch.float16)
@@ -59,12 +59,7 @@ def prepare_embed(model, settings: MethodSettings | None = None, rows=None):
     half-precision row cannot take an update much smaller than 1/256 of its size, and AdamW's steps
     at a small learning rate would be rounded away."""
     freeze(model)
-    embedding = model.get_input_embeddings()
-    dtype = embedding.weight.dtype
-    if dtype in HALF_DTYPES:
-        embedding.weight = torch.nn.Parameter(embedding.weight.detach().float())
-        embedding.register_forward_hook(lambda module, args, output: output.to(dtype))
-    embedding.weight.requires_grad_(True)
+    train_in_float32(model.get_input_embeddings())
     return model
 
 
@@ -128,27 +123,23 @@ class RowDelta(torch.nn.Module):
         update = torch.nn.functional.linear(x.to(self.delta.dtype), self.delta)  # (..., k)
         return y.index_add(-1, self.rows, update.to(y.dtype))
 
-    def merged_weight(self) -> torch.Tensor:
-        """The base weight with the trained rows added (a new tensor; the base is left as it is)."""
-        weight = self.base.weight.detach().clone()
-        weight[self.rows] += self.delta.detach().to(weight.dtype)
-        return weight
-
 
 def _set_module(model, name: str, module) -> None:
     parent, _, child = name.rpartition(".")
     setattr(model.get_submodule(parent) if parent else model, child, module)
 
 
-def _train_whole(module: torch.nn.Linear) -> None:
-    """Every row of `module` trains; in a bf16/fp16 model in float32 (as prepare_embed does): the
-    weight (and bias) become float32 copies, the input is cast up and the output back down."""
+def train_in_float32(module: torch.nn.Module) -> None:
+    """Make `module`'s weight trainable; in a bf16/fp16 model as a float32 copy (any bias too, frozen),
+    its output cast back to the model's dtype (and, for a linear module, its input cast up): a
+    half-precision weight cannot take an update much smaller than 1/256 of its size."""
     dtype = module.weight.dtype
     if dtype in HALF_DTYPES:
         module.weight = torch.nn.Parameter(module.weight.detach().float())
-        if module.bias is not None:
+        if getattr(module, "bias", None) is not None:
             module.bias = torch.nn.Parameter(module.bias.detach().float(), requires_grad=False)
-        module.register_forward_pre_hook(lambda m, args: tuple(a.float() for a in args))
+        if isinstance(module, torch.nn.Linear):  # an embedding's input is token ids
+            module.register_forward_pre_hook(lambda m, args: tuple(a.float() for a in args))
         module.register_forward_hook(lambda m, args, output: output.to(dtype))
     module.weight.requires_grad_(True)
 
@@ -160,16 +151,21 @@ def prepare_target(model, settings: MethodSettings | None = None, rows: dict[str
     if not rows:
         raise ValueError("no target rows to train: the target ticket is empty (raise alpha or check target-select)")
     freeze(model)
+    embedding = model.get_input_embeddings().weight
     for name, chosen in rows.items():
         module = model.get_submodule(name)
         if not isinstance(module, torch.nn.Linear):
             raise ValueError(f"{name} is a {type(module).__name__}, not a linear module: ks.target rows are output units")
+        if module.weight is embedding:
+            raise ValueError(f"{name} shares its weight with the input embedding (tied); untie it first "
+                             "(prepare-model does) or target another module")
         if chosen is None:
-            _train_whole(module)
+            train_in_float32(module)
             continue
         bad = [r for r in chosen if not 0 <= r < module.out_features]
-        if bad or not chosen:
-            raise ValueError(f"{name}: rows {bad[:5] or chosen} are outside [0, {module.out_features}) or empty")
+        if bad or not chosen or len(set(chosen)) < len(chosen):
+            raise ValueError(f"{name}: rows {bad[:5] or chosen[:5]} are outside [0, {module.out_features}), "
+                             "repeated or none")
         _set_module(model, name, RowDelta(module, chosen))
     return model
 
@@ -189,7 +185,7 @@ def save_trained(model, name: str, out_dir: Path, info: dict, state_dict: dict |
 
     `state_dict`: the model's whole state, gathered from the processes that hold its shards (FSDP);
     None reads the weights from `model` itself."""
-    saved_as = registry_entry(split_run(name)[0]).saved_as
+    saved_as = run_entry(name).saved_as
     if saved_as is None:
         raise ValueError(f"method {name!r} trains nothing; there is nothing to save")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -235,9 +231,9 @@ def apply_target(model, tensors: dict[str, torch.Tensor]) -> None:
             weight = model.get_submodule(name).weight
             if kind == "weight":
                 weight.copy_(tensor.to(weight))
-            elif kind == "delta":
+            elif kind == "delta":  # added in float32, then rounded once to the weight's dtype
                 rows = tensors[f"{name}.rows"].to(weight.device)
-                weight[rows] += tensor.to(weight)
+                weight[rows] = (weight[rows].float() + tensor.to(weight.device).float()).to(weight.dtype)
 
 
 def load_embedding(method_dir: Path) -> torch.Tensor:
@@ -270,10 +266,11 @@ def load_trained(base_dir: Path, method_dir: Path | None, device=None, merge: bo
 
     merge=True folds mergeable adapters (LoRA, TrainableTokens: exact) into the weights, so that
     generation runs at the base model's speed; prefix-tuning cannot be merged and stays a PeftModel.
+    What a target method trained is always written into the weights (W[rows] += delta).
     """
-    name = split_run(read_manifest(method_dir)["method"])[0] if method_dir is not None else BASE
+    name = read_manifest(method_dir)["method"] if method_dir is not None else BASE
     try:
-        saved_as = registry_entry(name).saved_as
+        saved_as = run_entry(name).saved_as
     except ValueError:
         raise ValueError(f"{method_dir}/{MANIFEST} names unknown method {name!r}") from None
     if saved_as == "model":  # a whole model of its own (the base's tokenizer): no need to load the base weights

@@ -9,7 +9,6 @@ run on the rows of all the matched matrices at once; this module maps them to (m
 
 from __future__ import annotations
 
-import fnmatch
 from pathlib import Path
 
 import numpy as np
@@ -19,9 +18,9 @@ from kslottery.tickets import Tickets
 
 
 def matches(name: str, pattern: str) -> bool:
-    """Does module `name` (model.layers.3.mlp.down_proj) fit `pattern`: equal to it, ending with
-    `.pattern` (mlp.down_proj), or matching it as a glob (*.layers.1?.mlp.*)?"""
-    return name == pattern or name.endswith("." + pattern) or fnmatch.fnmatchcase(name, pattern)
+    """Does module `name` (model.layers.3.mlp.down_proj) fit `pattern`: equal to it, or ending with
+    `.pattern` (mlp.down_proj, layers.3.mlp.down_proj; never a partial name such as own_proj)?"""
+    return name == pattern or name.endswith("." + pattern)
 
 
 def linear_modules(model) -> dict[str, torch.nn.Linear]:
@@ -85,7 +84,7 @@ def target_record(tickets: Tickets, names: list[str], matrices: list[np.ndarray]
         "alpha": alpha,
         "top_k": top_k,
         "rank_by": rank_by,
-        "modules": len(names),
+        "matrices": len(names),
         "rows": int(len(module)),
         "n_moved": tickets.n_moved,
         "n_significant": tickets.n_significant,
