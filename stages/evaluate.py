@@ -7,7 +7,7 @@ import click
 from kslottery import stage
 from kslottery.corpus import read_pairs
 from kslottery.evaluation import decode_and_score, write_translations
-from kslottery.methods import BASE, NAMES
+from kslottery.methods import BASE, NAMES, run_entry, split_run
 from kslottery.models import saved_parameter_count
 from kslottery.surgery import load_trained, read_manifest
 
@@ -15,8 +15,9 @@ from kslottery.surgery import load_trained, read_manifest
 @click.command()
 @click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path())
 @click.option("--pair", required=True)
-@click.option("--method", required=True, type=click.Choice(NAMES),
-              help="Name recorded in the metrics; must be what --model holds.")
+@click.option("--method", required=True, callback=lambda ctx, param, value: checked_run(value),
+              help=f"Name recorded in the metrics ({', '.join(NAMES)}; METHOD@PATTERN for a target method); "
+                   "must be what --model holds.")
 @click.option("--base", required=True, type=click.Path(exists=True), help="Base model directory (prepare-model).")
 @click.option("--model", "method_dir", type=click.Path(exists=True), help="What the method trained; omit for the base model.")
 @click.option("--data", required=True, type=click.Path(exists=True), help="Prepared splits directory.")
@@ -33,12 +34,22 @@ def main(params_path, pair, method, base, method_dir, data, out, translations):
     hypotheses, scores = decode_and_score(model, tokenizer, test, pair, params.prompt.template, params.evaluate,
                                           desc=f"translate {pair} {method}")
     total = saved_parameter_count(base)  # the base model's size, whatever the method adds
-    rows = len(manifest["token_ids"]) if "token_ids" in manifest else None  # a token method's embedding rows
+    rows = len(manifest["token_ids"]) if "token_ids" in manifest else manifest.get("rows")  # token or target rows
     stage.write_json(out, {"pair": pair, "method": method, "seed": manifest.get("seed"), **scores,
                            "trainable_params": manifest["trainable_params"], "total_params": total, "rows": rows})
     write_translations(translations, test, hypotheses)
     stage.log.info("%s %s: chrF++ %.2f (first line), %.2f (whole continuation); BLEU %.2f, %.2f; %d sentences",
                    pair, method, scores["chrf++"], scores["whole_chrf++"], scores["bleu"], scores["whole_bleu"], len(test))
+
+
+def checked_run(run: str) -> str:
+    """A method name, or METHOD@PATTERN for a target method."""
+    name, target = split_run(run)
+    if name not in NAMES:
+        raise click.BadParameter(f"{run!r}: unknown method {name!r}; known: {', '.join(NAMES)}")
+    if run_entry(run).target != (target is not None):
+        raise click.BadParameter(f"{run!r}: target methods are named METHOD@PATTERN, the others by their name alone")
+    return run
 
 
 if __name__ == "__main__":

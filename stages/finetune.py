@@ -2,7 +2,9 @@
 
 Every method goes through the same loop (kslottery.train); the method only decides, through its
 surgery (kslottery.surgery), which parameters train and how the result is saved. A token method
-(the tickets and their controls) reads tickets.json for its rows or its k. After every epoch and at
+(the tickets and their controls) reads tickets.json for its rows or its k; a target method (KS
+beyond the embedding) trains the linear matrices of a `--target` pattern: every row (`target-tuned`), or
+the rows of its target-tickets JSON (`target-ticket`). After every epoch and at
 the last step the model translates the dev split (params evaluate.dev_limit): the dev scores go to
 --dev-csv, and the last ones to the training metrics.
 """
@@ -20,10 +22,11 @@ from kslottery.checkpoint import Checkpoint
 from kslottery.corpus import read_pairs
 from kslottery.cost import disk_bytes
 from kslottery.evaluation import dev_scorer
-from kslottery.methods import TRAINED, method as registry_entry
+from kslottery.methods import TRAINED, method as registry_entry, run_name
 from kslottery.models import load_saved, saved_vocab_size
 from kslottery.prompts import encode_pairs
 from kslottery.surgery import prepare, save_trained
+from kslottery.targets import row_count, rows_to_train, target_problems, ticket_rows_by_module
 from kslottery.tickets import TrainingTokens, control_rows, ticket_rows
 from kslottery.train import train
 
@@ -36,7 +39,9 @@ from kslottery.train import train
               help="Training seed (one of params `seeds`): batch order, initial weights, random-k rows.")
 @click.option("--base", required=True, type=click.Path(exists=True), help="Base model directory (prepare-model).")
 @click.option("--data", required=True, type=click.Path(exists=True), help="Prepared splits directory.")
-@click.option("--tickets", type=click.Path(exists=True), help="tickets.json (ticket rows, and k for the controls).")
+@click.option("--tickets", type=click.Path(exists=True),
+              help="tickets.json (ticket rows, and k for the controls); target-tickets JSON for target-ticket.")
+@click.option("--target", help="Target methods: the ks.target module pattern whose matrices train.")
 @click.option("--out", required=True, type=click.Path(), help="Directory for what the method trained.")
 @click.option("--metrics", required=True, type=click.Path(), help="Training metrics JSON.")
 @click.option("--loss-csv", required=True, type=click.Path(), help="Loss per step (DVC plot data).")
@@ -47,10 +52,18 @@ from kslottery.train import train
 @click.option("--checkpoint", "checkpoint_path", type=click.Path(),
               help="Checkpoint file (default: .OUT.checkpoint.pt beside --out); deleted once the outputs are written.")
 def main(params_path, pair, method, seed, base, data, tickets, out, metrics, loss_csv, dev_csv, cost_path,
-         checkpoint_path):
-    params = stage.start(params_path, f"finetune {method} seed {seed}", pair, seed=seed)
+         checkpoint_path, target):
+    params = stage.start(params_path, f"finetune {run_name(method, target)} seed {seed}", pair, seed=seed)
     entry, settings = registry_entry(method), params.train_settings(method)
     winners = read_tickets(tickets, method, base, params.alpha) if entry.needs_tickets else None
+    if entry.target != (target is not None):
+        raise click.UsageError(f"--target is {'required' if entry.target else 'only'} for the target methods "
+                               f"({'a ks.target pattern' if entry.target else 'not ' + method})")
+    if entry.target and (problem := params.target_problem(target)):
+        raise click.ClickException(problem)
+    target_rows = read_target_tickets(tickets) if entry.needs_target_tickets else None
+    if entry.target and (problems := target_problems([target], base)):  # from the config alone: before loading
+        raise click.ClickException(problems[0])
     model, tokenizer = load_saved(base)
     train_pairs = read_pairs(Path(data) / "train.tsv")
     dev_pairs = read_pairs(Path(data) / "dev.tsv")[: params.evaluate.dev_limit]
@@ -66,13 +79,19 @@ def main(params_path, pair, method, seed, base, data, tickets, out, metrics, los
         stage.log.info("%s: %d rows (k = %d tickets), %d of them occur in the training examples", method,
                        len(rows), len(winners), len(seen.intersection(rows)))
 
+    if entry.target:  # {module: None (every row) or its ticket rows}
+        rows = rows_to_train(model, target, target_rows)
+        target_info = {"target": target, "modules": sorted(rows), "rows": row_count(model, rows)}
+        stage.log.info("%s: %d matrices, %d rows", run_name(method, target), len(rows), target_info["rows"])
+
     torch.manual_seed(seed)  # LoRA and prefix-tuning draw their initial weights here
     model = prepare(method, model, params.method_section(method), rows)
     checkpoint = None
     if params.checkpoint_every:
-        rows_digest = hashlib.sha256(json.dumps(sorted(rows or [])).encode()).hexdigest()
+        rows_digest = hashlib.sha256(json.dumps(rows if isinstance(rows, dict) else sorted(rows or []),
+                                                sort_keys=True).encode()).hexdigest()
         checkpoint = Checkpoint(Path(checkpoint_path or Path(out).parent / f".{Path(out).name}.checkpoint.pt"),
-                                every=params.checkpoint_every, key=f"{method} {pair} rows {rows_digest}")
+                                every=params.checkpoint_every, key=f"{run_name(method, target)} {pair} rows {rows_digest}")
     evaluate = (dev_scorer(tokenizer, dev_pairs, pair, params.prompt.template, params.evaluate, f"dev {pair} {method}")
                 if dev_pairs else None)
     result = train(model, examples, settings, tokenizer.pad_token_id, seed=seed, desc=f"{method} {pair} seed {seed}",
@@ -80,22 +99,25 @@ def main(params_path, pair, method, seed, base, data, tickets, out, metrics, los
     if not result.main_process:
         return  # the other processes of a multi-process run: the main one writes
     info = {"pair": pair, "seed": seed, "trainable_params": result.trainable_params}
-    if rows is not None:
+    if entry.target:
+        info |= target_info
+    elif rows is not None:
         info["token_ids"] = sorted(rows)
-    card = model_card(method, info, params.method_settings(method) | {"seed": seed}, result.metrics(),
+    card = model_card(run_name(method, target), info, params.method_settings(method) | {"seed": seed}, result.metrics(),
                       params.model.source, base, out, git_revision())
     with stage.atomic_dir(out) as tmp:
-        save_trained(model, method, tmp, info, state_dict=result.gathered_state)
+        save_trained(model, run_name(method, target), tmp, info, state_dict=result.gathered_state)
         (tmp / "README.md").write_text(card, encoding="utf-8")  # replaces peft's empty template
     stage.write_json(metrics, result.metrics())
     stage.write_text(loss_csv, result.loss_csv())
     if dev_csv:
         stage.write_text(dev_csv, result.dev_csv())
     if cost_path:
-        stage.write_json(cost_path, result.cost().record(pair=pair, seed=seed, method=method, saved_bytes=disk_bytes(out)))
+        stage.write_json(cost_path, result.cost().record(pair=pair, seed=seed, method=run_name(method, target),
+                                                         saved_bytes=disk_bytes(out)))
     if checkpoint is not None:
         checkpoint.discard()
-    stage.log.info("saved %s to %s", method, out)
+    stage.log.info("saved %s to %s", run_name(method, target), out)
 
 
 def read_tickets(path: str | None, method: str, base: str, alpha: float) -> list[int]:
@@ -110,6 +132,17 @@ def read_tickets(path: str | None, method: str, base: str, alpha: float) -> list
     if vocab_size is not None and (len(rows) > vocab_size or max(rows) >= vocab_size):
         raise click.ClickException(f"{path}: {len(rows)} tickets up to row {max(rows)} do not fit "
                                    f"the {vocab_size}-row vocabulary of {base}; rerun ks-select on this model")
+    return rows
+
+
+def read_target_tickets(path: str | None) -> dict[str, list[int]]:
+    """The target ticket rows by module, checked before any model is loaded."""
+    if path is None:
+        raise click.UsageError("--tickets (target-select's JSON) is required for target-ticket")
+    rows = ticket_rows_by_module(json.loads(Path(path).read_text()))
+    if not rows:
+        raise click.ClickException(f"{path} holds no target tickets: no row is significant; raise alpha or tune "
+                                   "the target harder (train.target_tuned)")
     return rows
 
 

@@ -12,9 +12,9 @@ from kslottery.corpus import read_pairs
 from kslottery.cost import peak_memory
 from kslottery.ks import ks_2samp_rows
 from kslottery.methods import KS_SOURCE
-from kslottery.models import load_saved, top_k_problem
+from kslottery.models import top_k_problem
 from kslottery.prompts import encode_pairs
-from kslottery.surgery import load_embedding
+from kslottery.surgery import embedding_rows
 from kslottery.tickets import TOKEN_CLASSES, TrainingTokens, histogram_csv, row_shift, select_tickets, token_classes
 
 
@@ -39,9 +39,7 @@ def main(params_path, pair, base, embed, data, out, metrics, histogram, cost_pat
     params = stage.start(params_path, "ks-select", pair)
     if problem := top_k_problem(params, base):
         raise click.ClickException(problem)
-    model, tokenizer = load_saved(base)
-    before = model.get_input_embeddings().weight.detach().float().cpu().numpy()  # (V, d)
-    after = load_embedding(embed).float().numpy()  # (V, d)
+    _, tokenizer, before, after = embedding_rows(base, embed)  # (V, d) each
     test_start = time.perf_counter()
     statistic, pvalue = ks_2samp_rows(before, after)
     test_seconds = time.perf_counter() - test_start

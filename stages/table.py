@@ -1,5 +1,6 @@
 """DVC stage table: the paper's comparison table, its companions, the plots and metrics/summary.json."""
 
+from functools import partial
 from pathlib import Path
 
 import click
@@ -24,8 +25,9 @@ from kslottery.report import cost_markdown, cost_table, plot_scores, read_record
 @click.option("--summary", "summary_path", type=click.Path(), help="Nested metrics JSON for `dvc metrics`.")
 def main(params_path, eval_dir, certify_dir, ks_dir, train_dir, cost_dir, out, summary_path):
     params = stage.start(params_path, "table")
-    pairs, seeds = set(params.pairs), set(params.seeds)  # outputs of removed pairs/seeds stay on disk: skip them
-    table, markdown = report_markdown(eval_dir, certify_dir, ks_dir, pairs, seeds)
+    # outputs of removed pairs, seeds and ks.target patterns stay on disk: skip them
+    pairs, seeds, targets = set(params.pairs), set(params.seeds), set(params.ks.target)
+    table, markdown = report_markdown(eval_dir, certify_dir, ks_dir, pairs, seeds, targets)
     out = Path(out)
     stage.write_text(out / "table.md", markdown)
     stage.write_text(out / "table.csv", table.to_csv(float_format="%.4f"))
@@ -33,7 +35,7 @@ def main(params_path, eval_dir, certify_dir, ks_dir, train_dir, cost_dir, out, s
         plot_scores(table, tmp)
     figures = [out / "scores.png"]
     if cost_dir:  # time and memory: apart from the deterministic table
-        cost_records = read_records(cost_dir, pairs, seeds)
+        cost_records = read_records(cost_dir, pairs, seeds, targets)
         costs = cost_table(cost_records)
         with stage.atomic_file(out / "cost.png") as tmp:
             if not plot_cost(table, costs, tmp):
@@ -41,7 +43,7 @@ def main(params_path, eval_dir, certify_dir, ks_dir, train_dir, cost_dir, out, s
         stage.write_text(out / "cost.md", cost_markdown(cost_records))
         stage.write_text(out / "cost.csv", costs.to_csv(float_format="%.4f"))
         figures.append(out / "cost.png")
-    for name, draw, directory in (("loss_curves.png", plot_losses, train_dir),
+    for name, draw, directory in (("loss_curves.png", partial(plot_losses, targets=targets), train_dir),
                                   ("ks_histogram.png", plot_ks_histogram, ks_dir)):
         with stage.atomic_file(out / name) as tmp:
             if directory and draw(directory, pairs, seeds, tmp):
@@ -49,7 +51,7 @@ def main(params_path, eval_dir, certify_dir, ks_dir, train_dir, cost_dir, out, s
             else:
                 raise click.ClickException(f"no data for {name} under {directory}; run the stages before the table")
     if summary_path:
-        stage.write_json(summary_path, summary(eval_dir, certify_dir, ks_dir, train_dir, pairs, seeds))
+        stage.write_json(summary_path, summary(eval_dir, certify_dir, ks_dir, train_dir, pairs, seeds, targets))
     print(markdown)
     stage.log.info("wrote %s, %s, %s%s", out / "table.md", out / "table.csv", ", ".join(map(str, figures)),
                    f" and {summary_path}" if summary_path else "")

@@ -135,3 +135,17 @@ def test_the_embedding_of_a_bf16_model_trains_in_float32(bf16_model, tmp_path):
     assert torch.allclose(after - before, torch.full_like(before, 1e-5), rtol=1e-2)
     save_trained(model, "embed", tmp_path / "embed", {"trainable_params": after.numel()})
     assert torch.equal(load_embedding(tmp_path / "embed"), after)  # saved in float32, nothing rounded
+
+
+@pytest.mark.parametrize("rows", [None, [1, 5]])
+def test_target_rows_of_a_bf16_model_train_in_float32(bf16_model, rows):
+    from kslottery.surgery import prepare_target
+
+    name = "model.layers.0.mlp.down_proj"
+    model = prepare_target(bf16_model, rows={name: rows})
+    assert model.get_submodule("model.layers.1.mlp.down_proj").weight.dtype == torch.bfloat16  # the rest stays bf16
+    hidden = torch.randn(1, 3, 32, dtype=torch.bfloat16)
+    assert model.get_submodule(name)(hidden).dtype == torch.bfloat16  # the next layer sees bf16
+    before, after = one_small_step(model)
+    assert after.dtype == torch.float32
+    assert torch.allclose(after - before, torch.full_like(before, 1e-5), atol=1e-7)  # kept, not rounded away

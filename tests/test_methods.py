@@ -8,8 +8,8 @@ from pathlib import Path
 import yaml
 
 from kslottery import surgery
-from kslottery.methods import (KS_SOURCE, METHODS, NAMES, SECTIONS, TICKETS, TOKEN_METHODS, TRAINED, method,
-                               order)
+from kslottery.methods import (KS_SOURCE, METHODS, NAMES, SECTIONS, TARGET_METHODS, TARGET_SOURCE, TICKETS,
+                               TOKEN_METHODS, TRAINED, method, order)
 from kslottery.params import load_params
 from kslottery.tickets import TrainingTokens, control_rows
 
@@ -21,10 +21,15 @@ def matrix_methods(stage: str) -> list[str]:
 
 
 def test_dvc_yaml_trains_and_evaluates_exactly_the_registered_methods():
-    plain = [m for m in TRAINED if m not in TOKEN_METHODS]
+    plain = [m for m in TRAINED if m not in TOKEN_METHODS + TARGET_METHODS]
     assert sorted(matrix_methods("finetune")) == sorted(plain), "finetune: the trained methods that need no tickets"
     assert sorted(matrix_methods("ticket-finetune")) == sorted(TOKEN_METHODS), "ticket-finetune: the token methods"
-    assert sorted(matrix_methods("evaluate")) == sorted(TRAINED), "evaluate: every trained method"
+    assert sorted(matrix_methods("evaluate")) == sorted(set(TRAINED) - set(TARGET_METHODS)), "evaluate: the others"
+    assert sorted(matrix_methods("evaluate-target")) == sorted(TARGET_METHODS), "evaluate-target: target methods"
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    for name in TARGET_METHODS:  # one training stage each, the tuning first: target-select reads its matrices
+        stage = "target-finetune" if name == TARGET_SOURCE else f"{name}-finetune"
+        assert f"--method {name} " in stages[stage]["cmd"].replace("\n", " "), (stage, name)
 
 
 def test_every_trained_method_has_a_surgery_a_section_and_a_way_to_be_saved():
@@ -34,7 +39,8 @@ def test_every_trained_method_has_a_surgery_a_section_and_a_way_to_be_saved():
             continue
         prepare = getattr(surgery, entry.surgery)
         assert list(inspect.signature(prepare).parameters) == ["model", "settings", "rows"], entry.surgery
-        assert entry.section in SECTIONS and entry.saved_as in ("embedding", "adapter", "model"), entry.name
+        assert entry.section in SECTIONS and entry.saved_as in ("embedding", "adapter", "model", "weights", "rows"), \
+            entry.name
         if entry.rows is not None:  # a rule control_rows knows
             tokens = TrainingTokens(inputs=[[1, 2, 3], [2, 3, 4]], prompts=[[1, 2], [2, 4]])
             assert control_rows(entry.rows, [3, 4], vocab_size=10, seed=0, tokens=tokens), entry.name

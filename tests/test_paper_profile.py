@@ -141,6 +141,16 @@ def test_the_paper_profile_validates():
     assert result.exit_code == 0 and "valid (4 pair(s)" in result.output
 
 
+def test_the_four_pairs_profile_is_the_default_on_every_corpus_pair():
+    import yaml
+
+    four = yaml.safe_load((REPO / "configs" / "four-pairs.yaml").read_text())
+    default = yaml.safe_load((REPO / "params.yaml").read_text())
+    assert {key for key in four if four[key] != default.get(key)} == {"pairs"}
+    assert sorted(four["pairs"]) == sorted(p.stem for p in (REPO / "data" / "corpus").glob("*.tsv"))
+    assert load_params(REPO / "configs" / "four-pairs.yaml").pairs == tuple(four["pairs"])
+
+
 @pytest.mark.parametrize("config", sorted((REPO / "configs" / "accelerate").glob("*.yaml")), ids=lambda p: p.stem)
 def test_accelerate_configs_are_ones_accelerate_reads(config):
     from accelerate.commands.config.config_args import load_config_from_file

@@ -27,7 +27,7 @@ from kslottery import KSLotteryError
 from kslottery.atomic import atomic_file, write_text
 from kslottery.corpus import read_pairs
 from kslottery.launch import accelerate_command, config_problems, stages_dir
-from kslottery.methods import TRAINED, label, method as registry_entry
+from kslottery.methods import TRAINED, label, method as registry_entry, run_entry, run_name, split_run
 from kslottery.params import Params
 
 COLUMNS = ["method", "lr", "dev_chrf++", "dev_bleu", "final_loss", "trainable_params", "seconds"]
@@ -38,9 +38,9 @@ class CalibrationError(KSLotteryError, RuntimeError):
 
 
 def lr_key(method: str) -> str:
-    """Where `method`'s learning rate lives in params.yaml: train.<section>.lr (the controls share
-    the ticket's section)."""
-    return f"train.{registry_entry(method).section}.lr"
+    """Where `method`'s (or a run's, METHOD@PATTERN) learning rate lives in params.yaml:
+    train.<section>.lr (the controls share the ticket's section)."""
+    return f"train.{run_entry(method).section}.lr"
 
 
 def with_overrides(raw: dict, overrides: dict) -> dict:
@@ -66,7 +66,7 @@ def default_grid(lr: float) -> list[float]:
 
 
 def check_trial_inputs(params: Params, method: str, pair: str, seed: int, base: Path, data: Path,
-                       tickets: Path) -> None:
+                       tickets: Path, target: str | None = None) -> None:
     """Everything a trial needs, checked before the first one trains (each takes minutes)."""
     problems = []
     if pair not in params.pairs:
@@ -83,15 +83,22 @@ def check_trial_inputs(params: Params, method: str, pair: str, seed: int, base: 
     problems += config_problems(params.accelerate)
     if params.evaluate.dev_limit == 0:
         problems.append("evaluate.dev_limit is 0 (no dev evaluation); set it to null or a number of dev pairs")
-    if registry_entry(method).needs_tickets and not tickets.is_file():
+    entry = registry_entry(method)
+    if entry.needs_tickets and not tickets.is_file():
         problems.append(f"{tickets} does not exist; {method} trains the tickets' rows: "
                         f"run `dvc repro ks-select@{pair}-{seed}` first")
+    if entry.target and (problem := params.target_problem(target)):
+        problems.append(f"{method} trains the matrices of a ks.target pattern: {problem}")
+    elif not entry.target and target is not None:
+        problems.append(f"--target is for the target methods only, not {method}")
+    elif entry.needs_target_tickets and not tickets.is_file():
+        problems.append(f"{tickets} does not exist; run `dvc repro target-select@{pair}-{seed}-{target}` first")
     if problems:
         raise CalibrationError("cannot calibrate: " + "; ".join(problems))
 
 
 def train_in_scratch(raw_params: dict, overrides: dict, method: str, pair: str, seed: int, base: Path, data: Path,
-                     tickets: Path, accelerate_config: str, scratch: Path) -> dict:
+                     tickets: Path, accelerate_config: str, scratch: Path, target: str | None = None) -> dict:
     """Run the training stage of `method` as `dvc repro` would, on a copy of the params with
     `overrides`, writing into `scratch` (scratch/params.yaml, scratch/model, ...); its metrics."""
     (scratch / "params.yaml").write_text(yaml.safe_dump(with_overrides(raw_params, overrides), sort_keys=False))
@@ -100,7 +107,9 @@ def train_in_scratch(raw_params: dict, overrides: dict, method: str, pair: str, 
         "--method", method, "--seed", str(seed), "--base", str(base), "--data", str(data),
         "--out", str(scratch / "model"), "--metrics", str(scratch / "metrics.json"),
         "--loss-csv", str(scratch / "loss.csv"), "--dev-csv", str(scratch / "dev.csv"))
-    if registry_entry(method).needs_tickets:
+    if target is not None:
+        command += ["--target", target]
+    if registry_entry(method).needs_tickets or registry_entry(method).needs_target_tickets:
         command += ["--tickets", str(tickets)]
     finished = subprocess.run(command)  # its log and progress bars go to the terminal
     settings = ", ".join(f"{k} {v}" for k, v in overrides.items())
@@ -113,13 +122,14 @@ def train_in_scratch(raw_params: dict, overrides: dict, method: str, pair: str, 
 
 
 def run_trial(raw_params: dict, method: str, lr: float, pair: str, seed: int, base: Path, data: Path,
-              tickets: Path, accelerate_config: str) -> dict:
-    """Train `method` at `lr` with the stage script in a scratch directory; return its row."""
+              tickets: Path, accelerate_config: str, target: str | None = None) -> dict:
+    """Train `method` (of ks.target pattern `target`) at `lr` with the stage script in a scratch
+    directory; return its row, named by the run (METHOD@PATTERN for a target method)."""
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix=f"ksl-calibrate-{method}-") as scratch:
         metrics = train_in_scratch(raw_params, {lr_key(method): lr}, method, pair, seed, base, data, tickets,
-                                   accelerate_config, Path(scratch))
-    return {"method": method, "lr": lr, "dev_chrf++": metrics["dev_chrf++"], "dev_bleu": metrics["dev_bleu"],
+                                   accelerate_config, Path(scratch), target)
+    return {"method": run_name(method, target), "lr": lr, "dev_chrf++": metrics["dev_chrf++"], "dev_bleu": metrics["dev_bleu"],
             "final_loss": metrics["final_loss"], "trainable_params": metrics["trainable_params"],
             "seconds": round(time.perf_counter() - start)}
 
@@ -171,7 +181,7 @@ def to_markdown(trials: pd.DataFrame, pair: str, seed: int, current: dict[str, f
     for method, rows in trials.groupby("method", sort=True):
         for row in rows.to_dict("records"):
             chrf = f"{row['dev_chrf++']:.2f}"
-            notes = ["params.yaml" if math.isclose(row["lr"], current.get(method, -1)) else "",
+            notes = ["params.yaml" if math.isclose(row["lr"], current.get(split_run(method)[0], -1)) else "",
                      "best" if row["lr"] == best[method] else ""]
             lines.append(f"| {method} | {row['lr']:g} | {f'**{chrf}**' if 'best' in notes else chrf} | "
                          f"{row['dev_bleu']:.2f} | {row['final_loss']:.3f} | {row['seconds']} | "

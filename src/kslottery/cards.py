@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import subprocess
 
-from kslottery.methods import method as registry_entry
-from kslottery.surgery import EMBEDDING_FILE
+from kslottery.methods import run_entry
+from kslottery.surgery import EMBEDDING_FILE, TARGET_FILE
 
 
 def git_revision() -> str:
@@ -25,8 +25,8 @@ def git_revision() -> str:
 
 
 def load_snippet(method: str, base_dir: str, out_dir: str) -> str:
-    """Three lines of Python that load what `method` saved in out_dir."""
-    saved_as = registry_entry(method).saved_as
+    """Three lines of Python that load what `method` (a run name) saved in out_dir."""
+    saved_as = run_entry(method).saved_as
     if saved_as == "model":
         return (f'from transformers import AutoModelForCausalLM, AutoTokenizer\n'
                 f'model = AutoModelForCausalLM.from_pretrained("{out_dir}")\n'
@@ -35,6 +35,10 @@ def load_snippet(method: str, base_dir: str, out_dir: str) -> str:
         return (f'from kslottery.surgery import load_trained\n'
                 f'model, tokenizer = load_trained("{base_dir}", "{out_dir}")  # the base model, this embedding copied in\n'
                 f'# or by hand: model.get_input_embeddings().weight.data = safetensors.torch.load_file("{out_dir}/{EMBEDDING_FILE}")["weight"]')
+    if saved_as in ("weights", "rows"):
+        return (f'from kslottery.surgery import load_trained\n'
+                f'model, tokenizer = load_trained("{base_dir}", "{out_dir}")  # the base model, these matrices or rows written in\n'
+                f'# {TARGET_FILE} holds NAME.weight (every row) or NAME.rows and NAME.delta (W[rows] += delta)')
     assert saved_as == "adapter", method
     return (f'from peft import PeftModel\nfrom transformers import AutoModelForCausalLM, AutoTokenizer\n'
             f'model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained("{base_dir}"), "{out_dir}")\n'
@@ -43,9 +47,10 @@ def load_snippet(method: str, base_dir: str, out_dir: str) -> str:
 
 def model_card(method: str, manifest: dict, settings: dict, training: dict, base_source: str, base_dir: str,
                out_dir: str, revision: str) -> str:
-    """The README.md of a trained method's directory (deterministic for a given revision)."""
+    """The README.md of a trained method's directory (deterministic for a given revision); `method`
+    is the run name (METHOD@PATTERN for a target method)."""
     pair, seed = manifest["pair"], manifest["seed"]
-    entry = registry_entry(method)
+    entry = run_entry(method)
     lines = [
         "---",
         "library_name: " + ("peft" if entry.saved_as == "adapter" else "transformers"),
@@ -73,6 +78,9 @@ def model_card(method: str, manifest: dict, settings: dict, training: dict, base
     ]
     if entry.needs_tickets:
         lines.append(f"- rows trained: {len(manifest['token_ids'])} (their ids are in `method.json`)")
+    if entry.target:
+        lines.append(f"- rows trained: {manifest['rows']:,} output units, in {len(manifest['modules'])} matrices "
+                     f"named by `{manifest['target']}` (their names are in `method.json`)")
     if "dev_chrf++" in training:
         lines.append(f"- dev split after training: chrF++ {training['dev_chrf++']}, BLEU {training['dev_bleu']} "
                      f"(the score learning rates are chosen on)")

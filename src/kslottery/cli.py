@@ -83,11 +83,13 @@ def main():
 @click.argument("params_path", default="params.yaml", type=click.Path())
 @click.option("--no-model-check", is_flag=True, help="Skip the check that the model source exists.")
 @click.option("--base", default="models/base", show_default=True, type=click.Path(),
-              help="Prepared base model, if there is one yet: ks.top_k is checked against its vocabulary.")
+              help="Prepared base model, if there is one yet: ks.top_k is checked against its vocabulary, "
+                   "ks.target against its modules.")
 def validate(params_path, no_model_check, base):
     """Check a params file and the files it names; list every problem with its key, value and fix."""
     from kslottery.launch import config_problems
     from kslottery.models import saved_vocab_size, source_problems, top_k_problem
+    from kslottery.targets import target_problems
 
     try:
         params, problems, sections = load_params(params_path), [], None
@@ -100,6 +102,8 @@ def validate(params_path, no_model_check, base):
         problems += config_problems(sections["accelerate"])
     if params is not None and (problem := top_k_problem(params, base)):
         problems.append(problem)
+    if params is not None:
+        problems += target_problems(params.ks.target, base)
     if problems:
         raise click.ClickException(str(ParamsError(params_path, problems)))
     click.echo(f"{params_path}: valid ({len(params.pairs)} pair(s): {', '.join(params.pairs)}; alpha {params.alpha})")
@@ -200,13 +204,14 @@ def experiments(repo, exp_json, out, all_commits):
               help="A learning rate to try (repeat the option); default: params' lr / 3.16, lr, lr * 3.16.")
 @click.option("--pair", help="Which pair's data (default: the first of params pairs).")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Training seed.")
+@click.option("--target", help="Target methods (target-tuned, target-ticket): the ks.target pattern.")
 @click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path(dir_okay=False))
 @click.option("--out", default="results", show_default=True, type=click.Path(file_okay=False),
               help="Where calibration/{pair}-s{seed}.csv, calibration.md and calibration.png go.")
 @click.option("--redraw", is_flag=True, help="Train nothing: redraw calibration.md and .png from the trials on "
                                               "file (e.g. after setting the chosen lrs in params.yaml).")
 @user_errors
-def calibrate(method, lrs, pair, seed, params_path, out, redraw):
+def calibrate(method, lrs, pair, seed, target, params_path, out, redraw):
     """Train METHOD at several learning rates and compare their dev chrF++ (never the test set).
 
     \b
@@ -216,6 +221,7 @@ def calibrate(method, lrs, pair, seed, params_path, out, redraw):
     `dvc repro` first).
       ksl calibrate embed                      # lr / 3.16, lr, lr * 3.16
       ksl calibrate lora --lr 3e-4 --lr 3e-3   # add two more trials to the table
+      ksl calibrate target-tuned --target mlp.down_proj   # KS beyond the embedding (ks.target)
     Then set the best lr in params.yaml, `ksl calibrate --redraw`, and `dvc repro`.
     """
     import yaml
@@ -237,16 +243,16 @@ def calibrate(method, lrs, pair, seed, params_path, out, redraw):
     current = params.train_settings(method).lr
     lrs = sorted(set(lrs)) if lrs else default_grid(current)
     base, data = Path("models/base"), Path("data/prepared") / pair
-    tickets = Path("models") / pair / f"s{seed}" / "tickets.json"
+    tickets = Path("models") / pair / f"s{seed}" / ("tickets.json" if target is None else f"target-tickets@{target}.json")
     csv = Path(out) / "calibration" / f"{pair}-s{seed}.csv"
-    check_trial_inputs(params, method, pair, seed, base, data, tickets)
+    check_trial_inputs(params, method, pair, seed, base, data, tickets, target)
     trials = read_trials(csv)
     raw = yaml.safe_load(Path(params_path).read_text(encoding="utf-8"))
     click.echo(f"calibrating {method} ({lr_key(method)} = {current:g} in {params_path}) on {pair} dev, "
                f"lrs {', '.join(f'{lr:g}' for lr in lrs)}")
     for lr in lrs:
         try:
-            row = run_trial(raw, method, lr, pair, seed, base, data, tickets, params.accelerate)
+            row = run_trial(raw, method, lr, pair, seed, base, data, tickets, params.accelerate, target)
         except KSLotteryError as err:
             raise click.ClickException(f"{err}; the trials before it are in {csv}") from None
         trials = merge_trials(trials, [row])
@@ -375,10 +381,9 @@ def shifts(pair, seed, params_path, base, models_dir, data_dir, out):
     from kslottery.corpus import read_pairs
     from kslottery.ks import ks_2samp_rows
     from kslottery.methods import KS_SOURCE
-    from kslottery.models import load_saved
     from kslottery.prompts import encode_pairs
     from kslottery.shifts import input_counts, shift_by_frequency, shifts_markdown
-    from kslottery.surgery import load_embedding
+    from kslottery.surgery import embedding_rows
     from kslottery.tickets import ticket_rows
 
     params = load_params(params_path)
@@ -388,9 +393,7 @@ def shifts(pair, seed, params_path, base, models_dir, data_dir, out):
                         (tickets, f"ks-select@{pair}-{seed}"), (train, f"prepare-data@{pair}")):
         if not path.exists():
             raise click.ClickException(f"{path} does not exist; run `dvc repro {stage}` first")
-    model, tokenizer = load_saved(base)
-    before = model.get_input_embeddings().weight.detach().float().cpu().numpy()
-    after = load_embedding(embed).float().numpy()
+    _, tokenizer, before, after = embedding_rows(base, embed)
     statistic, _ = ks_2samp_rows(before, after)
     record = json.loads(tickets.read_text(encoding="utf-8"))
     examples = encode_pairs(tokenizer, read_pairs(train), pair, params.prompt.template,

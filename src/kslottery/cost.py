@@ -23,8 +23,9 @@ class TrainingCost:
     steps_timed: int
     peak_memory_bytes: int       # the process's peak RSS on a CPU; torch's peak allocation on a GPU
     memory_kind: str             # "rss" or "cuda"
-    gradient_bytes: int          # the gradients of one step, as they stood before the optimizer step
-    optimizer_state_bytes: int   # AdamW's moments (or SGD's nothing), after the last step
+    gradient_bytes: int | None   # the gradients of one step, as they stood before the optimizer step
+    optimizer_state_bytes: int | None  # AdamW's moments (or SGD's nothing), after the last step
+    # (both None under FSDP or DeepSpeed: a process holds a shard of them, not the method's bytes)
     trainable_params: int
 
     def record(self, **extra) -> dict:
@@ -34,6 +35,13 @@ class TrainingCost:
 def median_seconds(step_seconds: list[float]) -> float:
     """The median time of a step (the first steps warm caches up; the median ignores them)."""
     return round(statistics.median(step_seconds), 4) if step_seconds else float("nan")
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    """Start a GPU's peak count afresh (at the start of training, after an earlier stage in the same
+    process); a process's peak RSS cannot be reset, and includes loading the model."""
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
 
 
 def peak_memory(device: torch.device) -> tuple[int, str]:

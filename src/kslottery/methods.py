@@ -12,6 +12,10 @@ Adding a method:
   3. its name in the training matrix of dvc.yaml that fits it (`finetune` if it does not read the
      tickets, `ticket-finetune` if it does) and in the `evaluate` matrix; tests/test_methods.py
      checks that dvc.yaml and this registry agree.
+
+The target methods (`target-tuned`, `target-ticket`) run once per module pattern of `ks.target`: their
+runs are named METHOD@PATTERN (models/{pair}/s{seed}/target-tuned@mlp.down_proj), and the table shows
+them as "label (pattern)".
 """
 
 from __future__ import annotations
@@ -76,6 +80,9 @@ class Method:
     among those that occur in the training inputs), `frequent` (the k most frequent tokens of the
     training inputs) or `template_tokens` (the prompt template's own tokens, however many). k is the
     ticket count, so every token method reads the tickets."""
+    target: bool = False
+    """It trains the matrices of a `ks.target` module pattern (KS beyond the embedding), once per
+    pattern: `target-tuned` every row of them, `target-ticket` only their KS-significant rows."""
 
     @property
     def trains(self) -> bool:
@@ -84,6 +91,11 @@ class Method:
     @property
     def needs_tickets(self) -> bool:
         return self.rows is not None
+
+    @property
+    def needs_target_tickets(self) -> bool:
+        """A target method that trains target-select's rows (not the tuning they come from)."""
+        return self.target and self.saved_as == "rows"
 
 
 # The table's row order (the paper's), which is also the legend order of every plot.
@@ -116,13 +128,21 @@ METHODS: tuple[Method, ...] = (
     Method("ticket", "KS tickets",
            "the KS-Lottery winning tickets: only the embedding rows whose KS shift was significant were trained",
            "#dd8452", section="ticket", surgery="prepare_tokens", saved_as="adapter", rows="tickets"),
+    # KS beyond the embedding (ks.target): the same three steps on other matrices, rows = output units
+    Method("target-tuned", "target matrices only",
+           "the tuned matrices of a ks.target module pattern: every row of them trained, every other weight frozen",
+           "#bcbd22", section="target_tuned", surgery="prepare_target", saved_as="weights", target=True),
+    Method("target-ticket", "target KS rows",
+           "only the rows (output units) of a ks.target pattern's matrices whose KS shift was significant were "
+           "trained", "#7f7f7f", section="target_ticket", surgery="prepare_target", saved_as="rows", target=True),
 )
 
 BY_NAME = {m.name: m for m in METHODS}
 NAMES = tuple(BY_NAME)
 TRAINED = tuple(m.name for m in METHODS if m.trains)
 TOKEN_METHODS = tuple(m.name for m in METHODS if m.needs_tickets)
-SECTIONS = {m.section: m.settings for m in METHODS if m.trains and m.name == m.section}
+TARGET_METHODS = tuple(m.name for m in METHODS if m.target)
+SECTIONS = {m.section: m.settings for m in METHODS if m.trains and m.name.replace("-", "_") == m.section}
 """train.<section> -> its settings class, from the method that owns each section."""
 
 BASE = "base"
@@ -133,6 +153,31 @@ TICKETS = "ticket"
 """The method that trains the KS winners: the row every significance test compares against."""
 GAIN_REFERENCES = ("embed", "full")
 """The methods whose gains over the base the table's shares are taken of (embedding-only, full)."""
+TARGET_SOURCE = "target-tuned"
+"""The method whose tuned matrices target-select tests row by row (the embedding's KS_SOURCE)."""
+TARGET_SEPARATOR = "@"
+
+
+def run_name(name: str, target: str | None = None) -> str:
+    """The name of one run of method `name`: itself, or METHOD@PATTERN for a target method."""
+    return name if target is None else f"{name}{TARGET_SEPARATOR}{target}"
+
+
+def split_run(run: str) -> tuple[str, str | None]:
+    """run_name's inverse: (method, pattern or None)."""
+    name, _, target = run.partition(TARGET_SEPARATOR)
+    return name, target or None
+
+
+def run_entry(run: str) -> Method:
+    """The registry entry of a run's method (METHOD or METHOD@PATTERN)."""
+    return method(split_run(run)[0])
+
+
+def in_scope(run: str, targets) -> bool:
+    """False for a target method's run whose pattern is not among `targets` (a pattern removed from
+    ks.target: DVC leaves its outputs on disk); True for every other run, and for any with None."""
+    return targets is None or split_run(run)[1] in (None, *targets)
 
 
 def method(name: str) -> Method:
@@ -143,17 +188,32 @@ def method(name: str) -> Method:
 
 
 def order(names) -> list[str]:
-    """`names` in the registry's order, unknown names last (sorted)."""
-    names = set(names)
-    return [n for n in NAMES if n in names] + sorted(names - set(NAMES))
+    """`names` (runs) in the registry's order, a target method's patterns sorted; unknown names last
+    (sorted)."""
+    def key(run):
+        name, target = split_run(run)
+        return (NAMES.index(name), target or "") if name in BY_NAME else (len(NAMES), run)
+    return sorted(set(names), key=key)
 
 
-def label(name: str) -> str:
-    return BY_NAME[name].label if name in BY_NAME else name
+def label(run: str) -> str:
+    """The table label of a run: the method's label, with its pattern for a target method."""
+    name, target = split_run(run)
+    if name not in BY_NAME:
+        return run
+    return BY_NAME[name].label if target is None else f"{BY_NAME[name].label} ({target})"
 
 
-def colour(name: str) -> str | None:
+def colour(run: str) -> str | None:
+    name, _ = split_run(run)
     return BY_NAME[name].colour if name in BY_NAME else None
 
 
+def label_colour(run_label: str) -> str | None:
+    """The colour of a table row, from its label (a target run's is "label (pattern)")."""
+    by_label = {m.label: m.colour for m in METHODS}
+    return by_label.get(run_label, by_label.get(run_label.rsplit(" (", 1)[0]))
+
+
 assert all(m.section in SECTIONS for m in METHODS if m.trains), "every section is owned by a method of that name"
+assert all(TARGET_SEPARATOR not in m.name for m in METHODS)

