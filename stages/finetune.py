@@ -56,9 +56,10 @@ def main(params_path, pair, method, seed, base, data, tickets, out, metrics, los
     params = stage.start(params_path, f"finetune {run_name(method, target)} seed {seed}", pair, seed=seed)
     entry, settings = registry_entry(method), params.train_settings(method)
     winners = read_tickets(tickets, method, base, params.alpha) if entry.needs_tickets else None
-    if entry.target != (target is not None):
-        raise click.UsageError(f"--target is {'required' if entry.target else 'only'} for the target methods "
-                               f"({'a ks.target pattern' if entry.target else 'not ' + method})")
+    if entry.target and target is None:
+        raise click.UsageError(f"{method} trains the matrices of a ks.target pattern: pass --target PATTERN")
+    if target is not None and not entry.target:
+        raise click.UsageError(f"--target is for the target methods only, not {method}")
     if entry.target and (problem := params.target_problem(target)):
         raise click.ClickException(problem)
     target_rows = read_target_tickets(tickets) if entry.needs_target_tickets else None

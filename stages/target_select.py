@@ -8,7 +8,7 @@ from kslottery import stage
 from kslottery.ks import ks_2samp_rows
 from kslottery.models import load_saved
 from kslottery.surgery import load_target
-from kslottery.targets import matching_linears, stacked_rows, target_record
+from kslottery.targets import matching_linears, stacked_rows, target_problems, target_record
 from kslottery.tickets import row_shift, select_tickets
 
 
@@ -25,6 +25,8 @@ def main(params_path, pair, target, base, tuned, out, metrics):
     params = stage.start(params_path, f"target-select {target}", pair)
     if problem := params.target_problem(target):
         raise click.ClickException(problem)
+    if problems := target_problems([target], base):  # from the config alone: before loading the weights
+        raise click.ClickException(problems[0])
     model, _ = load_saved(base)
     tuned_weights = load_target(tuned)  # {NAME.weight: (out, in)}
     linears = matching_linears(model, target)

@@ -147,7 +147,7 @@ def test_dvc_repro_end_to_end(tmp_path, tiny_model_dir):
                              ("target-finetune", "target-select", "target-ticket-finetune")),
                   *(f"evaluate-target@en-ca-0-mlp.down_proj-{m}" for m in TARGET_METHODS)):
         assert f"Running stage '{rerun}'" in log, rerun
-    for untouched in ("prepare-model", "prepare-data@en-ca", "evaluate-base@en-ca", "ks-select@en-ca-1",
+    for untouched in ("prepare-model", "prepare-data@en-ca", "evaluate-base@en-ca",
                       *(f"{stage}@en-ca-0-{method}" for stage in ("finetune", "evaluate")
                         for method in ("embed", "full", "lora", "prefix"))):
         assert f"Running stage '{untouched}'" not in log, untouched

@@ -201,6 +201,12 @@ def test_a_target_pattern_that_matches_nothing_stops_before_training(tmp_path, t
         "--metrics", project / "m.json", "--loss-csv", project / "l.csv"]])
     assert result.exit_code != 0 and "'mlp.dwn_proj' matches no linear module" in result.output
     assert not (project / "target").exists() and not (project / "m.json").exists()
+    (project / "target").mkdir()  # target-select refuses it too, from the config, before reading any weight
+    result = CliRunner().invoke(stage_main("target_select"), [str(a) for a in [
+        "--params", project / "params.yaml", "--pair", "en-ca", "--target", "mlp.dwn_proj", "--base", project / "base",
+        "--tuned", project / "target", "--out", project / "t.json", "--metrics", project / "k.json"]])
+    assert result.exit_code != 0 and "'mlp.dwn_proj' matches no linear module" in result.output
+    assert not (project / "t.json").exists()
     from kslottery.cli import main as ksl
 
     result = CliRunner().invoke(ksl, ["validate", str(project / "params.yaml"), "--base", str(project / "base")])
