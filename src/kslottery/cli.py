@@ -145,10 +145,17 @@ def use(profile, params_path, force):
 
 @main.command()
 @click.option("--eval-dir", default="metrics/eval", show_default=True, type=click.Path(exists=True))
-@click.option("--certify-dir", default="metrics/certify", show_default=True, type=click.Path())
-@click.option("--ks-dir", default="metrics/ks", show_default=True, type=click.Path())
+@click.option("--certify-dir", default="metrics/certify", show_default=True, type=click.Path(),
+              help="Certification metrics; `none` (or any path that is not a directory) leaves them out.")
+@click.option("--ks-dir", default="metrics/ks", show_default=True, type=click.Path(),
+              help="ks-select metrics (ticket counts, overlaps); `none` leaves them out.")
 def table(eval_dir, certify_dir, ks_dir):
-    """Print the comparison table (with certification and ticket overlaps) from the committed metrics."""
+    """Print the comparison table (with certification and ticket overlaps) from the committed metrics.
+
+    \b
+    Metrics kept elsewhere, e.g. a side run's:
+      ksl table --eval-dir results/target/eval --certify-dir none --ks-dir none
+    """
     from kslottery.report import report_markdown
 
     def present(directory):
