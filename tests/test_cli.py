@@ -116,3 +116,16 @@ def test_ksl_runs_its_stages_from_a_regular_install(tmp_path):
     where = subprocess.run([sys.executable, "-c", "import kslottery.stages as s; print(s.__file__)"], cwd=tmp_path,
                            capture_output=True, text=True, env=env).stdout
     assert where.startswith(str(target)), where  # the installed copy, not this checkout
+
+
+def test_table_refuses_a_metrics_directory_that_is_not_there_and_leaves_out_none(tmp_path):
+    runner = CliRunner()
+    typo = runner.invoke(main, ["table", "--eval-dir", str(REPO / "metrics/eval"),
+                                "--certify-dir", str(tmp_path / "metrics/certfy")])
+    assert typo.exit_code == 2 and "certfy is not a directory" in typo.output and "`none`" in typo.output
+    left_out = runner.invoke(main, ["table", "--eval-dir", str(REPO / "metrics/eval"),
+                                    "--certify-dir", "none", "--ks-dir", "none"])
+    full = runner.invoke(main, ["table", "--eval-dir", str(REPO / "metrics/eval"),
+                                "--certify-dir", str(REPO / "metrics/certify"), "--ks-dir", str(REPO / "metrics/ks")])
+    assert left_out.exit_code == 0 and full.exit_code == 0, left_out.output + full.output
+    assert "KS tickets" in left_out.output and len(left_out.output) < len(full.output)

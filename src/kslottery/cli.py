@@ -143,11 +143,21 @@ def use(profile, params_path, force):
                f"{params.model.source}; training launched with {params.accelerate}). Next: `dvc repro`.")
 
 
+def _metrics_dir_or_none(ctx, param, value):
+    """`none` leaves a metrics directory out; any other value must be a directory (a typo is refused)."""
+    if value == "none":
+        return None
+    if not Path(value).is_dir():
+        raise click.BadParameter(f"{value} is not a directory; give the metrics directory, or `none` to leave "
+                                 "these metrics out of the table", ctx=ctx, param=param)
+    return value
+
+
 @main.command()
 @click.option("--eval-dir", default="metrics/eval", show_default=True, type=click.Path(exists=True))
-@click.option("--certify-dir", default="metrics/certify", show_default=True, type=click.Path(),
-              help="Certification metrics; `none` (or any path that is not a directory) leaves them out.")
-@click.option("--ks-dir", default="metrics/ks", show_default=True, type=click.Path(),
+@click.option("--certify-dir", default="metrics/certify", show_default=True, callback=_metrics_dir_or_none,
+              help="Certification metrics; `none` leaves them out.")
+@click.option("--ks-dir", default="metrics/ks", show_default=True, callback=_metrics_dir_or_none,
               help="ks-select metrics (ticket counts, overlaps); `none` leaves them out.")
 def table(eval_dir, certify_dir, ks_dir):
     """Print the comparison table (with certification and ticket overlaps) from the committed metrics.
@@ -158,10 +168,7 @@ def table(eval_dir, certify_dir, ks_dir):
     """
     from kslottery.report import report_markdown
 
-    def present(directory):
-        return directory if Path(directory).is_dir() else None
-
-    click.echo(report_markdown(eval_dir, present(certify_dir), present(ks_dir))[1])
+    click.echo(report_markdown(eval_dir, certify_dir, ks_dir)[1])
 
 
 @main.command()
