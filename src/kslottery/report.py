@@ -217,7 +217,7 @@ def gain_shares_markdown(table: pd.DataFrame) -> str:
             lines[f"% of {reference}'s gain ({PROTOCOL_LABELS[protocol]})"] = share
     if not lines:
         return ""
-    shares = pd.DataFrame(lines).drop(index=base)
+    shares = pd.DataFrame(lines).drop(index=base).round(0) + 0.0  # + 0.0: a share rounded to -0 prints as 0
     return ("Share of the chrF++ gains over the base model each method recovers ((method - base) / (reference - "
             "base), from the means over seeds; nan where the reference gained nothing):\n\n"
             + shares.to_markdown(floatfmt=".0f") + "\n")
