@@ -152,9 +152,12 @@ def test_overlap_across_pairs_and_seeds():
     assert overlap_markdown([ks("en-ca", 0, ["a"])]) == ""  # one pair, one seed: nothing to compare
     # uneven runs: en-de has seed 1 only, en-ca seeds 0 and 1 -> pairs compared on seed 1; en-de has no stability row
     uneven = overlap_markdown([ks("en-ca", 0, ["a", "b"]), ks("en-ca", 1, ["b", "c"]), ks("en-de", 1, ["c", "x"])])
-    assert "across pairs (seed 1)" in uneven and "1 tokens are tickets of all 2 pairs: `c`" in uneven
+    assert "across pairs (seed 1)" in uneven and "1 token is a ticket of all 2 pairs: `c`" in uneven
     assert "| en-de " not in uneven.split("Ticket stability across seeds")[1]
     assert "across pairs" not in overlap_markdown([ks("en-ca", 0, ["a"]), ks("en-de", 1, ["a"])])  # no shared seed
+    three = overlap_markdown([ks("en-ca", 0, ["a", "b", "c"]), ks("en-de", 0, ["a", "b"]), ks("en-ro", 0, ["a", "x"])])
+    assert "Tokens by how many pairs select them: 1 in 3 pairs, 1 in 2 pairs, 2 in 1 pair (4 distinct)" in three
+    assert "how many pairs" not in text  # two pairs: the shared count says it all
 
 
 def test_removed_pairs_and_seeds_are_left_out_and_partial_averages_are_not_made(tmp_path):

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+from collections import Counter
 from itertools import combinations
 from pathlib import Path
 
@@ -161,7 +162,14 @@ def overlap_markdown(ks_records: list[dict], shown: int = 20) -> str:
                    if common else "")
         parts.append(f"Ticket overlap across pairs (seed {seed}):\n\n"
                      + pd.DataFrame(rows).to_markdown(index=False, floatfmt=".3f") + "\n\n"
-                     + f"{len(common)} tokens are tickets of all {len(pairs)} pairs{listing}\n")
+                     + ("1 token is a ticket" if len(common) == 1 else f"{len(common)} tokens are tickets")
+                     + f" of all {len(pairs)} pairs{listing}\n")
+        if len(pairs) > 2:
+            recurrence = Counter(t for tickets in first.values() for t in tickets)
+            counts = Counter(recurrence.values())
+            parts[-1] += ("\nTokens by how many pairs select them: "
+                          + ", ".join(f"{counts[n]} in {n} pair{'s' * (n > 1)}" for n in range(len(pairs), 0, -1))
+                          + f" ({len(recurrence)} distinct)\n")
     rows = []
     for pair in pairs:
         runs = [sets[key] for key in sorted(sets) if key[0] == pair]
