@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from kslottery.report import (build_table, certification_markdown, cost_markdown, cost_table, gain_shares_markdown,
-                               overlap_markdown, plot_scores, read_records, summary, to_markdown)
+                               overlap_markdown, plot_scores, read_records, report_markdown, summary, to_markdown)
 from kslottery.plots import plot_cost
 from kslottery.sweep import alpha_sweep, experiment_table, plot_alpha_sweep
 
@@ -170,6 +170,11 @@ def test_removed_pairs_and_seeds_are_left_out_and_partial_averages_are_not_made(
     assert list(table.columns).count("en-ro chrF++") == 0
     assert table.loc["KS tickets", "avg chrF++"] == 22.0  # (24 + 20) / 2: seed 1's 99 left out
     assert pd.isna(table.loc["LoRA", "avg chrF++"])  # LoRA ran on en-de only: no average over one of two pairs
+    _, markdown = report_markdown(tmp_path, pairs=["en-ca", "en-de"], seeds=[0])
+    assert "the largest over the runs" not in markdown  # every run of a method trained as many parameters
+    write_json(tmp_path / "en-de/s0/ticket.json", record("en-de", "ticket", 3.0, 20.0, 12, seed=0))
+    table, markdown = report_markdown(tmp_path, pairs=["en-ca", "en-de"], seeds=[0])
+    assert "the largest over the runs" in markdown and table.loc["KS tickets", "trainable params"] == 12
 
 
 def test_summary_is_nested_pair_method_score(tmp_path):

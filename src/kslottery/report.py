@@ -282,8 +282,11 @@ def report_markdown(eval_dir: str | Path, certify_dir: str | Path | None = None,
                     pairs=None, seeds=None, targets=None) -> tuple[pd.DataFrame, str]:
     """(table, markdown): the comparison table, then the gain shares, certification and ticket
     overlaps where available. Deterministic: what training cost is cost_markdown's (results/cost.md)."""
-    table = build_table(_eval_records(eval_dir, pairs, seeds, targets))
+    records = _eval_records(eval_dir, pairs, seeds, targets)
+    table = build_table(records)
     markdown = to_markdown(table) + (PROTOCOL_NOTE if any(c.endswith("(whole)") for c in table) else "")
+    if pd.DataFrame(records).groupby("method")["trainable_params"].nunique().gt(1).any():
+        markdown += PARAMS_NOTE
     shares = gain_shares_markdown(table)
     if shares:
         markdown += "\n" + shares
@@ -293,7 +296,7 @@ def report_markdown(eval_dir: str | Path, certify_dir: str | Path | None = None,
                      " against the embedding-tuned model on the test set; docs/certification.md):\n\n"
                      + certification_markdown(certified))
     ks_records = read_records(ks_dir, pairs, seeds) if ks_dir else []
-    rows = token_rows_markdown(_eval_records(eval_dir, pairs, seeds, targets), ks_records)
+    rows = token_rows_markdown(records, ks_records)
     if rows:
         markdown += "\n" + rows
     overlap = overlap_markdown(ks_records)
@@ -307,6 +310,8 @@ def report_markdown(eval_dir: str | Path, certify_dir: str | Path | None = None,
 
 PROTOCOL_NOTE = ("\nBLEU and chrF++ score the first line of each continuation; (whole): the whole continuation, "
                  "newlines as spaces, as the authors' evaluation code scores it. One decode, both scores.\n")
+PARAMS_NOTE = ("\nTrainable params and % of full: the largest over the runs of a method where they differ (a "
+               "token method trains as many rows as its run's tickets; the mean count is listed below).\n")
 BOOTSTRAP_SAMPLES = 1000
 
 
