@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from kslottery.report import (build_table, certification_markdown, cost_markdown, cost_table, gain_shares_markdown,
-                               overlap_markdown, plot_scores, read_records, report_markdown, summary, to_markdown)
+                               overlap_markdown, params_note, plot_scores, read_records, report_markdown, summary,
+                               to_markdown)
 from kslottery.plots import plot_cost
 from kslottery.sweep import alpha_sweep, experiment_table, plot_alpha_sweep
 
@@ -175,6 +176,17 @@ def test_removed_pairs_and_seeds_are_left_out_and_partial_averages_are_not_made(
     write_json(tmp_path / "en-de/s0/ticket.json", record("en-de", "ticket", 3.0, 20.0, 12, seed=0))
     table, markdown = report_markdown(tmp_path, pairs=["en-ca", "en-de"], seeds=[0])
     assert "the largest over the runs" in markdown and table.loc["KS tickets", "trainable params"] == 12
+    assert "a token method trains as many rows as its run's tickets" in markdown
+
+
+def test_params_note_says_why_for_the_kinds_of_method_whose_runs_differ():
+    runs = [record("en-ca", "target-ticket@mlp.down_proj", 1.0, 9.0, 1536, seed=0),
+            record("en-ca", "target-ticket@mlp.down_proj", 1.0, 9.0, 2304, seed=1),
+            record("en-ca", "ticket", 1.0, 9.0, 10, seed=0), record("en-ca", "ticket", 1.0, 9.0, 10, seed=1)]
+    note = params_note(runs)
+    assert "target KS rows train as many rows as their run's target tickets" in note
+    assert "token method" not in note  # the tickets' runs agree: no mean count below to point at
+    assert params_note(runs[2:]) == ""
 
 
 def test_summary_is_nested_pair_method_score(tmp_path):

@@ -24,7 +24,7 @@ import pandas as pd
 from kslottery.tickets import TOKEN_CLASSES
 from kslottery.scoring import PROTOCOL_LABELS, PROTOCOLS, TRANSLATION_COLUMNS, score_key
 from kslottery.methods import (BASE, BY_NAME, GAIN_REFERENCES, TICKETS, in_scope, label as method_label,
-                               order as method_order)
+                               order as method_order, split_run)
 
 SCORES = {score_key(protocol, score): label + ("" if protocol == "first_line" else f" ({protocol})")
           for protocol in PROTOCOLS for score, label in (("bleu", "BLEU"), ("chrf++", "chrF++"))}
@@ -285,8 +285,7 @@ def report_markdown(eval_dir: str | Path, certify_dir: str | Path | None = None,
     records = _eval_records(eval_dir, pairs, seeds, targets)
     table = build_table(records)
     markdown = to_markdown(table) + (PROTOCOL_NOTE if any(c.endswith("(whole)") for c in table) else "")
-    if pd.DataFrame(records).groupby("method")["trainable_params"].nunique().gt(1).any():
-        markdown += PARAMS_NOTE
+    markdown += params_note(records)
     shares = gain_shares_markdown(table)
     if shares:
         markdown += "\n" + shares
@@ -310,8 +309,22 @@ def report_markdown(eval_dir: str | Path, certify_dir: str | Path | None = None,
 
 PROTOCOL_NOTE = ("\nBLEU and chrF++ score the first line of each continuation; (whole): the whole continuation, "
                  "newlines as spaces, as the authors' evaluation code scores it. One decode, both scores.\n")
-PARAMS_NOTE = ("\nTrainable params and % of full: the largest over the runs of a method where they differ (a "
-               "token method trains as many rows as its run's tickets; the mean count is listed below).\n")
+def params_note(records: list[dict]) -> str:
+    """The note under the table where a method's runs trained different numbers of parameters (the
+    table shows the largest), saying why for the kinds of method that differ; "" where none does."""
+    counts = pd.DataFrame(records).groupby("method")["trainable_params"].nunique()
+    entries = [BY_NAME.get(split_run(run)[0]) for run in counts[counts.gt(1)].index]
+    if not entries:
+        return ""
+    reasons = []
+    if any(entry is not None and entry.needs_tickets for entry in entries):
+        reasons.append("a token method trains as many rows as its run's tickets; the mean count is listed below")
+    if any(entry is not None and entry.needs_target_tickets for entry in entries):
+        reasons.append("target KS rows train as many rows as their run's target tickets")
+    why = f" ({'; '.join(reasons)})" if reasons else ""
+    return f"\nTrainable params and % of full: the largest over the runs of a method where they differ{why}.\n"
+
+
 BOOTSTRAP_SAMPLES = 1000
 
 
