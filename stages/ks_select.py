@@ -9,7 +9,7 @@ import torch
 from kslottery import stage
 from kslottery.certify import critical_statistic
 from kslottery.corpus import read_pairs
-from kslottery.cost import peak_memory
+from kslottery.cost import machine, peak_memory
 from kslottery.ks import ks_2samp_rows
 from kslottery.methods import KS_SOURCE
 from kslottery.models import top_k_problem
@@ -66,7 +66,8 @@ def main(params_path, pair, base, embed, data, out, metrics, histogram, cost_pat
         stage.write_json(cost_path, {"pair": pair, "rows": before.shape[0], "d": before.shape[1],
                                      "ks_test_seconds": round(test_seconds, 4),
                                      "stage_seconds": round(time.perf_counter() - stage_start, 2),
-                                     "peak_memory_bytes": memory, "memory_kind": kind})
+                                     "peak_memory_bytes": memory, "memory_kind": kind,
+                                     "machine": machine(torch.device("cpu"))})
     stage.log.info("%s: %d tickets at alpha %g (%d rows significant, %d moved, of %d)", pair, record["n_tickets"],
                    params.alpha, record["n_significant"], record["n_moved"], record["vocab_size"])
     stage.log.info("first tickets: %s", " ".join(repr(s) for s in strings[:20]))

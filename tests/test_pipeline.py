@@ -111,6 +111,7 @@ def test_dvc_repro_end_to_end(tmp_path, tiny_model_dir):
             for field in ("seconds_per_step", "peak_memory_bytes", "gradient_bytes", "saved_bytes"):
                 assert cost[field] > 0, (method, field)
             assert cost["optimizer_state_bytes"] >= 2 * cost["gradient_bytes"], method  # AdamW: two moments
+            assert "; torch " in cost["machine"], method  # what it ran on, for comparing runs across machines
         selection = json.loads((project / f"metrics/cost/en-ca/s{seed}/ks-select.json").read_text())
         assert 0 < selection["ks_test_seconds"] < selection["stage_seconds"]
 

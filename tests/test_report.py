@@ -87,6 +87,10 @@ def test_cost_table_takes_medians_per_method_in_registry_order(tmp_path):
     text = cost_markdown(records)
     assert "peak resident set" in text and "KS test of 50 rows of 16 values took 0.25 s" in text
     assert cost_markdown([]) == "" and cost_table([]).empty
+    assert "Ran on" not in text  # no record names its machine (cost files from before it was recorded)
+    records[0]["machine"] = records[1]["machine"] = "CPU A; torch 2"
+    records[2]["machine"] = "CPU B; torch 2"
+    assert "Ran on: CPU A; torch 2 (2 runs); CPU B; torch 2 (1 run); not recorded (2 runs)." in cost_markdown(records)
 
     scores = build_table([record("en-ca", "base", 0.5, 8.0, 0), record("en-ca", "ticket", 5.0, 25.0, 10),
                           record("en-ca", "full", 9.0, 33.0, 1000)])

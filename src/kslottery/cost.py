@@ -8,6 +8,8 @@ training metrics: each training stage writes them to a cost file of its own
 
 from __future__ import annotations
 
+import os
+import platform
 import resource
 import statistics
 import sys
@@ -27,6 +29,7 @@ class TrainingCost:
     optimizer_state_bytes: int | None  # AdamW's moments (or SGD's nothing), after the last step
     # (both None under FSDP or DeepSpeed: a process holds a shard of them, not the method's bytes)
     trainable_params: int
+    machine: str = ""            # machine(): what the run ran on
 
     def record(self, **extra) -> dict:
         return {**asdict(self), **extra}
@@ -51,6 +54,47 @@ def peak_memory(device: torch.device) -> tuple[int, str]:
         return int(torch.cuda.max_memory_allocated(device)), "cuda"
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return int(peak if sys.platform == "darwin" else peak * 1024), "rss"  # bytes on macOS, KiB on Linux
+
+
+def machine(device: torch.device) -> str:
+    """One line naming what a run ran on: the GPU, or the CPU (its name, family/model/stepping, the
+    vector instructions torch's kernels use, its cache sizes and cores: what decides the order of
+    floating-point sums), and torch's version. Runs whose lines differ can differ in the last digits
+    of every loss and score (docs/results.md#noise); runs whose lines agree usually do not."""
+    if device.type == "cuda":
+        hardware = torch.cuda.get_device_name(device)
+    else:
+        cpu = _cpuinfo()
+        name = cpu.get("model name") or platform.processor() or platform.machine() or "unknown CPU"
+        ids = " ".join(f"{key} {cpu[field]}" for key, field in (("family", "cpu family"), ("model", "model"),
+                                                                ("stepping", "stepping")) if field in cpu)
+        hardware = ", ".join(part for part in (f"{name} ({ids})" if ids else name,
+                                               torch.backends.cpu.get_cpu_capability(), _caches(),
+                                               f"{os.cpu_count()} cores") if part)
+    return f"{hardware}; torch {torch.__version__}"
+
+
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's fields of /proc/cpuinfo ({} where there is none, e.g. on macOS)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {}
+    first = text.split("\n\n")[0]
+    return {key.strip(): value.strip() for key, _, value in (line.partition(":") for line in first.splitlines())}
+
+
+def _caches() -> str:
+    """The first CPU's data and unified caches from sysfs, e.g. "L1d 32K L2 512K L3 32768K" ("" if unknown)."""
+    caches = []
+    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+        try:
+            kind, level, size = ((index / name).read_text().strip() for name in ("type", "level", "size"))
+        except OSError:
+            continue
+        if kind != "Instruction":
+            caches.append(f"L{level}{'d' if kind == 'Data' else ''} {size}")
+    return " ".join(caches)
 
 
 def gradient_bytes(parameters) -> int:

@@ -275,7 +275,17 @@ def cost_markdown(cost_records: list[dict]) -> str:
         whole = pd.Series([r["stage_seconds"] for r in selections]).median()
         text += (f"\nks-select: the KS test of {selections[0]['rows']:,} rows of {selections[0]['d']} values took "
                  f"{test:.2f} s, the whole stage (model loading, selection, token classes) {whole:.1f} s.\n")
-    return text
+    return text + machines_markdown(cost_records)
+
+
+def machines_markdown(cost_records: list[dict]) -> str:
+    """Which machines the runs of a cost table ran on, with their run counts ("" where no record
+    names one: cost files from before machines were recorded)."""
+    runs = Counter(r.get("machine") or "not recorded" for r in cost_records)
+    if set(runs) == {"not recorded"}:
+        return ""
+    listing = "; ".join(f"{name} ({count} run{'s' if count > 1 else ''})" for name, count in sorted(runs.items()))
+    return f"\nRan on: {listing}.\n"
 
 
 def report_markdown(eval_dir: str | Path, certify_dir: str | Path | None = None, ks_dir: str | Path | None = None,

@@ -38,8 +38,8 @@ from transformers import get_scheduler
 from kslottery import KSLotteryError
 from kslottery import checkpoint as checkpoints
 from kslottery.checkpoint import Checkpoint
-from kslottery.cost import (TrainingCost, gradient_bytes, median_seconds, optimizer_state_bytes, peak_memory,
-                            reset_peak_memory)
+from kslottery.cost import (TrainingCost, gradient_bytes, machine, median_seconds, optimizer_state_bytes,
+                            peak_memory, reset_peak_memory)
 from kslottery.params import TrainSettings
 from kslottery.progress import progress
 from kslottery.prompts import IGNORE_INDEX, Example, collate
@@ -65,13 +65,14 @@ class TrainResult:
     gradient_bytes: int | None = 0  # the first step's gradients, before the optimizer step (None: sharded)
     optimizer_state_bytes: int | None = 0  # after the last step (None: sharded)
     peak_memory: tuple[int, str] = (0, "rss")  # cost.peak_memory at the end
+    machine: str = ""  # cost.machine: what it ran on
 
     def cost(self) -> TrainingCost:
         """What the run cost on this machine (not deterministic: kept out of `metrics`)."""
         return TrainingCost(seconds_per_step=median_seconds(self.step_seconds), steps_timed=len(self.step_seconds),
                             peak_memory_bytes=self.peak_memory[0], memory_kind=self.peak_memory[1],
                             gradient_bytes=self.gradient_bytes, optimizer_state_bytes=self.optimizer_state_bytes,
-                            trainable_params=self.trainable_params)
+                            trainable_params=self.trainable_params, machine=self.machine)
 
     def metrics(self) -> dict:
         """Deterministic summary (no wall time: two identical runs must give identical files)."""
@@ -216,6 +217,7 @@ def train(model, examples: list[Example], params: TrainSettings, pad_token_id: i
     if accelerator.distributed_type in SHARDED:  # one process's shard is not the method's cost
         result.gradient_bytes = result.optimizer_state_bytes = None
     result.peak_memory = peak_memory(accelerator.device)
+    result.machine = machine(accelerator.device)
     accelerator.wait_for_everyone()
     result.main_process = accelerator.is_main_process
     if accelerator.distributed_type == DistributedType.FSDP:  # sharded weights: gather them to write them
