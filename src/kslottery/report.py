@@ -288,6 +288,23 @@ def machines_markdown(cost_records: list[dict]) -> str:
     return f"\nRan on: {listing}.\n"
 
 
+def params_note(records: list[dict]) -> str:
+    """The note under the table where a method's runs trained different numbers of parameters (the
+    table shows the largest), saying why for the kinds of method that differ; "" where none does."""
+    counts = pd.DataFrame(records).groupby("method")["trainable_params"].nunique()
+    differing = list(counts[counts.gt(1)].index)
+    if not differing:
+        return ""
+    entries = [entry for run in differing if (entry := BY_NAME.get(split_run(run)[0])) is not None]
+    reasons = []
+    if any(entry.needs_tickets for entry in entries):
+        reasons.append("a token method trains as many rows as its run's tickets; the mean count is listed below")
+    if any(entry.needs_target_tickets for entry in entries):
+        reasons.append("target KS rows train as many rows as their run's target tickets")
+    why = f" ({'; '.join(reasons)})" if reasons else ""
+    return f"\nTrainable params and % of full: the largest over the runs of a method where they differ{why}.\n"
+
+
 def report_markdown(eval_dir: str | Path, certify_dir: str | Path | None = None, ks_dir: str | Path | None = None,
                     pairs=None, seeds=None, targets=None) -> tuple[pd.DataFrame, str]:
     """(table, markdown): the comparison table, then the gain shares, certification and ticket
@@ -319,22 +336,6 @@ def report_markdown(eval_dir: str | Path, certify_dir: str | Path | None = None,
 
 PROTOCOL_NOTE = ("\nBLEU and chrF++ score the first line of each continuation; (whole): the whole continuation, "
                  "newlines as spaces, as the authors' evaluation code scores it. One decode, both scores.\n")
-def params_note(records: list[dict]) -> str:
-    """The note under the table where a method's runs trained different numbers of parameters (the
-    table shows the largest), saying why for the kinds of method that differ; "" where none does."""
-    counts = pd.DataFrame(records).groupby("method")["trainable_params"].nunique()
-    entries = [BY_NAME.get(split_run(run)[0]) for run in counts[counts.gt(1)].index]
-    if not entries:
-        return ""
-    reasons = []
-    if any(entry is not None and entry.needs_tickets for entry in entries):
-        reasons.append("a token method trains as many rows as its run's tickets; the mean count is listed below")
-    if any(entry is not None and entry.needs_target_tickets for entry in entries):
-        reasons.append("target KS rows train as many rows as their run's target tickets")
-    why = f" ({'; '.join(reasons)})" if reasons else ""
-    return f"\nTrainable params and % of full: the largest over the runs of a method where they differ{why}.\n"
-
-
 BOOTSTRAP_SAMPLES = 1000
 
 
