@@ -1,11 +1,13 @@
 # The two commands of the README:
 #   make repro   set up .venv, then run the default pipeline end to end (dvc repro)
-#   make test    set up .venv, then run the test suite
+#   make test    set up .venv, then run the test suite (what CI runs)
+# and, for the edit loop, make test-fast: every test not marked slow (no end-to-end pipeline, no
+# multi-process or subprocess run).
 VENV   := .venv
 PYTHON := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: repro test venv
+.PHONY: repro test test-fast venv
 venv: $(STAMP)
 
 $(STAMP): requirements.txt pyproject.toml
@@ -21,3 +23,6 @@ repro: $(STAMP)
 
 test: $(STAMP)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" python -m pytest -q
+
+test-fast: $(STAMP)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" python -m pytest -q -m "not slow"

@@ -1,9 +1,9 @@
-"""Benchmark: batched generation (kslottery.translate: KV cache, finished rows leave the batch)
+"""Benchmark: batched generation (kslottery.evaluation.translate: KV cache, finished rows leave the batch)
 against transformers' `generate` one sentence at a time.
 
 The default model (models/base, as prepare-model saved it) translates the first N test sentences of
 data/prepared/en-ca/test.tsv, prompted with params.yaml's prompt.template, greedily, with the same
-max_new_tokens, four times, all through kslottery.translate.translate_tokens (prompts sorted by
+max_new_tokens, four times, all through kslottery.evaluation.translate.translate_tokens (prompts sorted by
 length, left padding, stop at a token holding a newline or eos):
 
 - ours, batched (evaluate.batch_size): our decoding loop, which drops a row once it stops;
@@ -25,11 +25,11 @@ import argparse
 import os
 import time
 
-from kslottery.corpus import read_pairs
-from kslottery.models import load_saved
-from kslottery.params import load_params
-from kslottery.prompts import encode_prompt, format_prompt
-from kslottery.translate import translate_tokens
+from kslottery.data.corpus import read_pairs
+from kslottery.model.loading import load_saved
+from kslottery.config.params import load_params
+from kslottery.data.prompts import encode_prompt, format_prompt
+from kslottery.evaluation.translate import translate_tokens
 from report import machine, write_section  # bench/report.py
 
 TARGET_SPEEDUP = 4  # the issue's floor on batched / one-at-a-time tokens/s
@@ -98,7 +98,7 @@ def main() -> None:
              f"Machine: {machine_line} at the start, {load_after:.1f} at the end.",
              f"Command: `python bench/generation.py" + (" --quick" if args.quick else "") + "`. "
              f"{len(prompts)} {args.pair} test sentences from {args.test}, params.yaml's prompt template, greedy, "
-             f"max_new_tokens={max_new_tokens}, all through kslottery.translate.translate_tokens (prompts sorted by "
+             f"max_new_tokens={max_new_tokens}, all through kslottery.evaluation.translate.translate_tokens (prompts sorted by "
              "length, left padding, KV cache, stop at a token holding a newline, or eos); the runs differ in the "
              "decoding loop (ours, or transformers' `generate`) and the batch size. Wall time of the whole "
              f"call{'' if args.repeat == 1 else f', best of {args.repeat}'}, after a warm-up call. Tokens: the "

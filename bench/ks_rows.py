@@ -1,4 +1,4 @@
-"""Benchmark: kslottery.ks.ks_2samp_rows against scipy.stats.ks_2samp(axis=1) and one numpy sort.
+"""Benchmark: kslottery.lottery.ks.ks_2samp_rows against scipy.stats.ks_2samp(axis=1) and one numpy sort.
 
 Prints times measured side by side in one run and writes its section of results/bench.md (with the machine).
 Shapes: SmolLM2-135M (49152 x 576) and LLaMA-7B (32000 x 4096), float32, in two cases: every row
@@ -22,7 +22,7 @@ import scipy
 import torch
 from scipy import stats
 
-from kslottery import ks
+from kslottery.lottery import ks
 from report import write_section  # bench/report.py (bench/ is on sys.path when run as a script)
 
 MOVED_SHARE = {"all rows moved": 1.0, "8% of rows moved": 0.08}

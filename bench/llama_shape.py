@@ -2,9 +2,9 @@
 
 A LlamaForCausalLM with LLaMA-7B's shape (vocabulary 32000, hidden 4096, 32 heads, MLP 11008, untied
 lm_head; `--layers` decoder layers, 32 for the whole 7B) in bf16 on the GPU (float32 on a CPU),
-trained embedding-only through the real loop (kslottery.surgery.prepare_embed: a float32 copy of the
-embedding in a bf16 model; kslottery.train.train: AdamW) on random sequences; then the KS test of
-every row before vs after (kslottery.ks.ks_2samp_rows, on the device the rows are on). Prints the
+trained embedding-only through the real loop (kslottery.model.surgery.prepare_embed: a float32 copy of the
+embedding in a bf16 model; kslottery.training.loop.train: AdamW) on random sequences; then the KS test of
+every row before vs after (kslottery.lottery.ks.ks_2samp_rows, on the device the rows are on). Prints the
 training tokens/s, seconds per step, peak GPU memory, and the KS time for the 32000 rows, and writes
 its section of results/bench.md.
 
@@ -21,11 +21,11 @@ import time
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from kslottery.ks import ks_2samp_rows
-from kslottery.surgery import prepare_embed
-from kslottery.params import TrainSettings
-from kslottery.prompts import IGNORE_INDEX, Example
-from kslottery.train import train
+from kslottery.lottery.ks import ks_2samp_rows
+from kslottery.model.surgery import prepare_embed
+from kslottery.config.params import TrainSettings
+from kslottery.data.prompts import IGNORE_INDEX, Example
+from kslottery.training.loop import train
 from report import machine, write_section  # bench/report.py
 
 
@@ -89,7 +89,7 @@ def main() -> None:
              f"{f' --steps {steps}' if not args.quick and steps != 20 else ''}`. "
              f"Random-init LlamaForCausalLM, vocabulary {vocab}, hidden {hidden}, MLP {intermediate}, {layers} "
              f"layer(s) ({parameters / 1e9:.2f} B parameters), {str(dtype).replace('torch.', '')}; embedding-only "
-             f"tuning through kslottery.train (AdamW, float32 embedding), batch {args.batch_size} x "
+             f"tuning through kslottery.training.loop (AdamW, float32 embedding), batch {args.batch_size} x "
              f"{prompt + target} tokens ({target} with loss), {steps} steps; then ks_2samp_rows over the {vocab} rows.",
              "",
              "| what | value |",

@@ -2,7 +2,7 @@
 and against a splice of the k rows that builds no (V, d) copy.
 
 On a LLaMA-7B-shaped embedding (32000 x 4096, float32, random weights) in a one-layer LlamaForCausalLM
-with its own lm_head, the three variants go through the real loop (kslottery.train.train, AdamW) on
+with its own lm_head, the three variants go through the real loop (kslottery.training.loop.train, AdamW) on
 the same batches. Each runs in a fresh subprocess, so that its peak RSS is its own. Measured by the
 loop itself (`TrainResult.cost()`, cost.py):
 
@@ -32,10 +32,10 @@ import psutil
 import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from kslottery.surgery import prepare_embed, prepare_tokens
-from kslottery.params import TrainSettings
-from kslottery.prompts import IGNORE_INDEX, Example
-from kslottery.train import train
+from kslottery.model.surgery import prepare_embed, prepare_tokens
+from kslottery.config.params import TrainSettings
+from kslottery.data.prompts import IGNORE_INDEX, Example
+from kslottery.training.loop import train
 from report import machine, write_section  # bench/report.py
 
 K = 18
@@ -171,7 +171,7 @@ def report(results: dict[str, dict], shape: dict, quick: bool) -> str:
              f"Machine: {machine()}.",
              "Command: `python bench/ticket_memory.py" + (" --quick" if quick else "") + "`. "
              f"Model: LlamaForCausalLM, 1 layer, vocab {shape['vocab']}, hidden {shape['hidden']}, intermediate 512, "
-             f"untied lm_head, float32, random weights. Each variant runs kslottery.train.train (AdamW, lr 1e-2) "
+             f"untied lm_head, float32, random weights. Each variant runs kslottery.training.loop.train (AdamW, lr 1e-2) "
              f"for {shape['steps']} steps on the same batch of {BATCH} x {LENGTH} random tokens, each in a fresh "
              "process. Grad and optimizer bytes, peak RSS and the median step time are the loop's own measurements "
              "(cost.py); the bytes belong to the embedding only (checked).",

@@ -4,7 +4,7 @@ Compares it with the embedding-tuned model on the test set: teacher-forced next-
 next-token accuracy of each, and the BLEU/chrF++ of its translations against the embedding-tuned
 model's (from evaluate@{pair}-{seed}-embed). Also records how far the reverted rows had moved and
 how many of them the T3 bound of docs/certification.md proves to be non-tickets by size alone
-(kslottery.certify.shift_certificate).
+(kslottery.lottery.certify.shift_certificate).
 """
 
 import json
@@ -13,22 +13,22 @@ from pathlib import Path
 import click
 import torch
 
-from kslottery import stage
-from kslottery.certify import accuracy, agreement, greedy_next_tokens, keep_rows, shift_certificate
-from kslottery.corpus import read_pairs
-from kslottery.evaluation import decode_and_score, write_translations
-from kslottery.methods import KS_SOURCE
-from kslottery.models import load_saved
-from kslottery.prompts import encode_pairs
-from kslottery.surgery import load_embedding
-from kslottery.tickets import ticket_rows
+from kslottery.pipeline import stage
+from kslottery.lottery.certify import accuracy, agreement, greedy_next_tokens, keep_rows, shift_certificate
+from kslottery.data.corpus import read_pairs
+from kslottery.evaluation.decode import decode_and_score, write_translations
+from kslottery.config.registry import KS_SOURCE
+from kslottery.model.loading import load_saved
+from kslottery.data.prompts import encode_pairs
+from kslottery.model.saved import load_embedding
+from kslottery.lottery.tickets import ticket_rows
 
 
 @click.command()
 @click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path())
 @click.option("--pair", required=True)
 @click.option("--base", required=True, type=click.Path(exists=True), help="Base model directory (prepare-model).")
-@click.option("--embed", required=True, type=click.Path(exists=True), help="The embedding-tuned output (finetune@PAIR-SEED-embed).")
+@click.option("--embed", required=True, type=click.Path(exists=True), help="The embedding-tuned output (embed-finetune@PAIR-SEED).")
 @click.option("--tickets", required=True, type=click.Path(exists=True), help="tickets.json from ks-select.")
 @click.option("--embed-metrics", required=True, type=click.Path(exists=True), help="evaluate@{pair}-{seed}-embed metrics JSON.")
 @click.option("--data", required=True, type=click.Path(exists=True), help="Prepared splits directory.")

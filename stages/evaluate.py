@@ -4,19 +4,19 @@ from pathlib import Path
 
 import click
 
-from kslottery import stage
-from kslottery.corpus import read_pairs
-from kslottery.evaluation import decode_and_score, write_translations
-from kslottery.methods import BASE, NAMES, run_entry, split_run
-from kslottery.models import saved_parameter_count
-from kslottery.surgery import load_trained, read_manifest
+from kslottery.pipeline import stage
+from kslottery.data.corpus import read_pairs
+from kslottery.evaluation.decode import decode_and_score, write_translations
+from kslottery.config.registry import BASE, names, run_entry, split_run
+from kslottery.model.loading import saved_parameter_count
+from kslottery.model.saved import load_trained, read_manifest
 
 
 @click.command()
 @click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path())
 @click.option("--pair", required=True)
 @click.option("--method", required=True, callback=lambda ctx, param, value: checked_run(value),
-              help=f"Name recorded in the metrics ({', '.join(NAMES)}; METHOD@PATTERN for a target method); "
+              help=f"Name recorded in the metrics ({', '.join(names())}; METHOD@PATTERN for a target method); "
                    "must be what --model holds.")
 @click.option("--base", required=True, type=click.Path(exists=True), help="Base model directory (prepare-model).")
 @click.option("--model", "method_dir", type=click.Path(exists=True), help="What the method trained; omit for the base model.")
@@ -45,8 +45,8 @@ def main(params_path, pair, method, base, method_dir, data, out, translations):
 def checked_run(run: str) -> str:
     """A method name, or METHOD@PATTERN for a target method."""
     name, target = split_run(run)
-    if name not in NAMES:
-        raise click.BadParameter(f"{run!r}: unknown method {name!r}; known: {', '.join(NAMES)}")
+    if name not in names():
+        raise click.BadParameter(f"{run!r}: unknown method {name!r}; known: {', '.join(names())}")
     if run_entry(run).target != (target is not None):
         raise click.BadParameter(f"{run!r}: target methods are named METHOD@PATTERN, the others by their name alone")
     return run

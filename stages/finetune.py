@@ -1,10 +1,11 @@
-"""DVC stages finetune and ticket-finetune: train one method on one pair, with one seed.
+"""DVC stages embed-finetune, baseline, ticket-finetune and target-*: train one method on one pair, one seed.
 
-Every method goes through the same loop (kslottery.train); the method only decides, through its
-surgery (kslottery.surgery), which parameters train and how the result is saved. A token method
-(the tickets and their controls) reads tickets.json for its rows or its k; a target method (KS
-beyond the embedding) trains the linear matrices of a `--target` pattern: every row (`target-tuned`), or
-the rows of its target-tickets JSON (`target-ticket`). After every epoch and at
+Every method goes through the same loop (kslottery.training.loop); the method only decides, through its
+surgery (kslottery.model.surgery), which parameters train and how the result is saved. A token method
+(the tickets and their controls) reads tickets.json for its rows or its k and picks its rows by its
+own rule (src/kslottery/methods/NAME.py); a target method (KS beyond the embedding) trains the linear
+matrices of a `--target` pattern: every row (`target-tuned`), or the rows of its target-tickets JSON
+(`target-ticket`). After every epoch and at
 the last step the model translates the dev split (params evaluate.dev_limit): the dev scores go to
 --dev-csv, and the last ones to the training metrics.
 """
@@ -16,25 +17,27 @@ from pathlib import Path
 import click
 import torch
 
-from kslottery import stage
-from kslottery.cards import git_revision, model_card
-from kslottery.checkpoint import Checkpoint
-from kslottery.corpus import read_pairs
-from kslottery.cost import disk_bytes
-from kslottery.evaluation import dev_scorer
-from kslottery.methods import TRAINED, method as registry_entry, run_name
-from kslottery.models import load_saved, saved_vocab_size
-from kslottery.prompts import encode_pairs
-from kslottery.surgery import prepare, save_trained
-from kslottery.targets import row_count, rows_to_train, target_problems, ticket_rows_by_module
-from kslottery.tickets import TrainingTokens, control_rows, ticket_rows
-from kslottery.train import train
+from kslottery.config.registry import method as registry_entry, names, run_name, trained
+from kslottery.data.corpus import read_pairs
+from kslottery.data.prompts import encode_pairs
+from kslottery.data.training_tokens import TrainingTokens
+from kslottery.evaluation.decode import dev_scorer
+from kslottery.model.cards import model_card
+from kslottery.model.loading import load_saved
+from kslottery.model.saved import save_trained
+from kslottery.model.surgery import prepare
+from kslottery.model.targets import row_count, rows_to_train
+from kslottery.pipeline import stage
+from kslottery.pipeline.inputs import check_target, read_target_tickets, read_tickets
+from kslottery.training.checkpoint import Checkpoint
+from kslottery.training.cost import disk_bytes
+from kslottery.training.loop import train
 
 
 @click.command()
 @click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path())
 @click.option("--pair", required=True)
-@click.option("--method", required=True, type=click.Choice(TRAINED))
+@click.option("--method", required=True, type=click.Choice(names(trained)))
 @click.option("--seed", required=True, type=click.IntRange(min=0),
               help="Training seed (one of params `seeds`): batch order, initial weights, random-k rows.")
 @click.option("--base", required=True, type=click.Path(exists=True), help="Base model directory (prepare-model).")
@@ -56,15 +59,8 @@ def main(params_path, pair, method, seed, base, data, tickets, out, metrics, los
     params = stage.start(params_path, f"finetune {run_name(method, target)} seed {seed}", pair, seed=seed)
     entry, settings = registry_entry(method), params.train_settings(method)
     winners = read_tickets(tickets, method, base, params.alpha) if entry.needs_tickets else None
-    if entry.target and target is None:
-        raise click.UsageError(f"{method} trains the matrices of a ks.target pattern: pass --target PATTERN")
-    if target is not None and not entry.target:
-        raise click.UsageError(f"--target is for the target methods only, not {method}")
-    if entry.target and (problem := params.target_problem(target)):
-        raise click.ClickException(problem)
+    check_target(entry, params, target, base)  # from the config alone: before loading
     target_rows = read_target_tickets(tickets) if entry.needs_target_tickets else None
-    if entry.target and (problems := target_problems([target], base)):  # from the config alone: before loading
-        raise click.ClickException(problems[0])
     model, tokenizer = load_saved(base)
     train_pairs = read_pairs(Path(data) / "train.tsv")
     dev_pairs = read_pairs(Path(data) / "dev.tsv")[: params.evaluate.dev_limit]
@@ -75,7 +71,7 @@ def main(params_path, pair, method, seed, base, data, tickets, out, metrics, los
     rows = None
     if winners is not None:
         tokens = TrainingTokens(inputs=[e.input_ids for e in examples], prompts=[e.prompt_ids for e in examples])
-        rows = control_rows(entry.rows, winners, model.get_input_embeddings().weight.shape[0], seed, tokens)
+        rows = entry.rows(winners, model.get_input_embeddings().weight.shape[0], seed, tokens)
         seen = set(tokens.seen().tolist())
         stage.log.info("%s: %d rows (k = %d tickets), %d of them occur in the training examples", method,
                        len(rows), len(winners), len(seen.intersection(rows)))
@@ -105,7 +101,7 @@ def main(params_path, pair, method, seed, base, data, tickets, out, metrics, los
     elif rows is not None:
         info["token_ids"] = sorted(rows)
     card = model_card(run_name(method, target), info, params.method_settings(method) | {"seed": seed}, result.metrics(),
-                      params.model.source, base, out, git_revision())
+                      params.model.source, base, out)
     with stage.atomic_dir(out) as tmp:
         save_trained(model, run_name(method, target), tmp, info, state_dict=result.gathered_state)
         (tmp / "README.md").write_text(card, encoding="utf-8")  # replaces peft's empty template
@@ -119,32 +115,6 @@ def main(params_path, pair, method, seed, base, data, tickets, out, metrics, los
     if checkpoint is not None:
         checkpoint.discard()
     stage.log.info("saved %s to %s", run_name(method, target), out)
-
-
-def read_tickets(path: str | None, method: str, base: str, alpha: float) -> list[int]:
-    """The ticket rows, checked before any model is loaded."""
-    if path is None:
-        raise click.UsageError(f"--tickets is required for {method}")
-    rows = ticket_rows(json.loads(Path(path).read_text()))
-    if not rows:
-        raise click.ClickException(f"{path} holds no tickets: no row is significant at alpha={alpha}; "
-                                   "raise alpha or train the embedding harder (train.embed)")
-    vocab_size = saved_vocab_size(base)
-    if vocab_size is not None and (len(rows) > vocab_size or max(rows) >= vocab_size):
-        raise click.ClickException(f"{path}: {len(rows)} tickets up to row {max(rows)} do not fit "
-                                   f"the {vocab_size}-row vocabulary of {base}; rerun ks-select on this model")
-    return rows
-
-
-def read_target_tickets(path: str | None) -> dict[str, list[int]]:
-    """The target ticket rows by module, checked before any model is loaded."""
-    if path is None:
-        raise click.UsageError("--tickets (target-select's JSON) is required for target-ticket")
-    rows = ticket_rows_by_module(json.loads(Path(path).read_text()))
-    if not rows:
-        raise click.ClickException(f"{path} holds no target tickets: no row is significant; raise alpha or tune "
-                                   "the target harder (train.target_tuned)")
-    return rows
 
 
 if __name__ == "__main__":

@@ -6,23 +6,24 @@ from pathlib import Path
 import click
 import torch
 
-from kslottery import stage
-from kslottery.certify import critical_statistic
-from kslottery.corpus import read_pairs
-from kslottery.cost import machine, peak_memory
-from kslottery.ks import ks_2samp_rows
-from kslottery.methods import KS_SOURCE
-from kslottery.models import top_k_problem
-from kslottery.prompts import encode_pairs
-from kslottery.surgery import embedding_rows
-from kslottery.tickets import TOKEN_CLASSES, TrainingTokens, histogram_csv, row_shift, select_tickets, token_classes
+from kslottery.pipeline import stage
+from kslottery.lottery.certify import critical_statistic
+from kslottery.data.corpus import read_pairs
+from kslottery.training.cost import machine, peak_memory
+from kslottery.lottery.ks import ks_2samp_rows
+from kslottery.config.registry import KS_SOURCE
+from kslottery.model.loading import top_k_problem
+from kslottery.data.prompts import encode_pairs
+from kslottery.model.saved import embedding_rows
+from kslottery.lottery.tickets import TOKEN_CLASSES, histogram_csv, row_shift, select_tickets, token_classes
+from kslottery.data.training_tokens import TrainingTokens
 
 
 @click.command()
 @click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path())
 @click.option("--pair", required=True)
 @click.option("--base", required=True, type=click.Path(exists=True), help="Base model directory (prepare-model).")
-@click.option("--embed", required=True, type=click.Path(exists=True), help="The embedding-tuned output (finetune@PAIR-SEED-embed).")
+@click.option("--embed", required=True, type=click.Path(exists=True), help="The embedding-tuned output (embed-finetune@PAIR-SEED).")
 @click.option("--data", required=True, type=click.Path(exists=True),
               help="Prepared splits directory: the training inputs that tell template and frequent tokens.")
 @click.option("--out", required=True, type=click.Path(), help="tickets.json to write.")

@@ -4,7 +4,8 @@ With data.flores set, dev and test come from that Flores dataset instead, and tr
 
 import click
 
-from kslottery import corpus, stage
+from kslottery.data import corpus
+from kslottery.pipeline import stage
 
 
 @click.command()

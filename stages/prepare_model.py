@@ -2,8 +2,8 @@
 
 import click
 
-from kslottery import stage
-from kslottery.models import count_parameters, load_source_model, save_model
+from kslottery.pipeline import stage
+from kslottery.model.loading import count_parameters, load_source_model, save_model
 
 
 @click.command()

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import click
 
-from kslottery import stage
-from kslottery.plots import plot_cost, plot_ks_histogram, plot_losses
-from kslottery.report import cost_markdown, cost_table, plot_scores, read_records, report_markdown, summary
+from kslottery.pipeline import stage
+from kslottery.report.figures import plot_cost, plot_ks_histogram, plot_losses, plot_scores
+from kslottery.report.tables import cost_markdown, cost_table, read_records, report_markdown, summary
 
 
 @click.command()

@@ -4,12 +4,13 @@ the matrices a ks.target pattern names, before vs after their tuning; keep the s
 import click
 import numpy as np
 
-from kslottery import stage
-from kslottery.ks import ks_2samp_rows
-from kslottery.models import load_saved
-from kslottery.surgery import load_target
-from kslottery.targets import matching_linears, stacked_rows, target_problems, target_record
-from kslottery.tickets import row_shift, select_tickets
+from kslottery.pipeline import stage
+from kslottery.lottery.ks import ks_2samp_rows
+from kslottery.model.loading import load_saved
+from kslottery.model.saved import load_target
+from kslottery.lottery.targets import stacked_rows, target_record
+from kslottery.model.targets import matching_linears, target_problems
+from kslottery.lottery.tickets import row_shift, select_tickets
 
 
 @click.command()

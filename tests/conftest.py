@@ -69,8 +69,8 @@ def stage_project(root: Path, tiny_model_dir: Path, train: dict, **top_level) ->
     train settings, except `lr`, which is the embedding's; `top_level` keys on top). Returns root."""
     import yaml
 
-    from kslottery.models import load_source_model, save_model
-    from kslottery.params import ModelParams
+    from kslottery.model.loading import load_source_model, save_model
+    from kslottery.config.params import ModelParams
 
     model, tokenizer = load_source_model(ModelParams(source=str(tiny_model_dir)))
     save_model(model, tokenizer, root / "base")
@@ -95,11 +95,11 @@ def stage_project(root: Path, tiny_model_dir: Path, train: dict, **top_level) ->
 def small_section(name: str, lr: float = 1e-3):
     """A small train.<section> for method `name`, as params.yaml would give it (LoRA rank 2, two
     prefix tokens)."""
-    from kslottery.methods import SECTIONS, method
+    from kslottery.config.registry import method, sections
 
     section = method(name).section
     small = {"lora": {"r": 2}, "prefix": {"tokens": 2}}.get(section, {})
-    return SECTIONS[section](lr=lr, **small)
+    return sections()[section](lr=lr, **small)
 
 
 def trial_project(tmp_path: Path, tiny_model_dir: Path) -> Path:

@@ -10,10 +10,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from kslottery.calibrate import (CalibrationError, best_lrs, check_trial_inputs, default_grid, lr_key, merge_trials,
+from kslottery.studies.calibrate import (CalibrationError, best_lrs, check_trial_inputs, default_grid, lr_key, merge_trials,
                                  read_trials, to_markdown, with_lr)
-from kslottery.methods import TRAINED
-from kslottery.params import load_params
+from kslottery.config.registry import names, trained
+
+TRAINED = names(trained)
+from kslottery.config.params import load_params
 from conftest import stage_project, trial_project
 
 REPO = Path(__file__).resolve().parents[1]
@@ -98,6 +100,7 @@ def test_a_file_that_is_not_a_trial_table_is_refused(tmp_path):
     assert read_trials(tmp_path / "trials.csv")["dev_chrf++"].tolist() == [20.0]
 
 
+@pytest.mark.slow
 def test_ksl_calibrate_trains_each_lr_and_keeps_every_trial(tmp_path, tiny_model_dir):
     project = trial_project(tmp_path, tiny_model_dir)
     params = yaml.safe_load((project / "params.yaml").read_text())

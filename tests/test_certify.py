@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from kslottery.certify import (critical_statistic, keep_rows, ks_shift_bound, reverted_shift_summary,
+from kslottery.lottery.certify import (critical_statistic, keep_rows, ks_shift_bound, reverted_shift_summary,
                                ticket_free_radius, window_share)
-from kslottery.ks import exact_pvalue, ks_2samp_rows
+from kslottery.lottery.ks import exact_pvalue, ks_2samp_rows
 from conftest import build_tiny_model
 
 
@@ -255,9 +255,9 @@ def test_reverted_shift_summary_on_a_hand_made_example():
 
 def test_greedy_next_tokens_are_the_argmax_of_the_full_logits(tiny_tokenizer):
     """Teacher-forced predictions from the target columns only equal those of the whole (B, T, V)."""
-    from kslottery.certify import greedy_next_tokens
-    from kslottery.corpus import SentencePair
-    from kslottery.prompts import IGNORE_INDEX, collate, encode_pairs
+    from kslottery.lottery.certify import greedy_next_tokens
+    from kslottery.data.corpus import SentencePair
+    from kslottery.data.prompts import IGNORE_INDEX, collate, encode_pairs
     from conftest import tiny_pairs
 
     model = build_tiny_model(len(tiny_tokenizer), tie=False, seed=1)

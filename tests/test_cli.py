@@ -6,12 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from kslottery.cli import main
-from kslottery.surgery import prepare_tokens, save_trained
-from kslottery.models import load_saved, load_source_model, save_model
-from kslottery.params import ModelParams
+from kslottery.model.surgery import prepare_tokens
+from kslottery.model.saved import save_trained
+from kslottery.model.loading import load_saved, load_source_model, save_model
+from kslottery.config.params import ModelParams
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -93,6 +95,7 @@ def test_experiments_leaves_the_committed_table_alone_without_experiments(tmp_pa
     assert (tmp_path / "experiments.md").read_text() == "the committed sweep\n"
 
 
+@pytest.mark.slow
 def test_ksl_runs_its_stages_from_a_regular_install(tmp_path):
     """Not only from this checkout: a plain `pip install .` carries the stage scripts in the package
     (kslottery.stages), so `ksl STAGE` works from anywhere."""

@@ -1,6 +1,6 @@
 import pytest
 
-from kslottery.corpus import CorpusError, SentencePair, check_contamination, clean, read_pairs, split
+from kslottery.data.corpus import CorpusError, SentencePair, check_contamination, clean, read_pairs, split
 
 
 def test_reads_tsv_and_jsonl(tmp_path):

@@ -15,9 +15,9 @@ import yaml
 from safetensors.torch import load_file
 
 from conftest import stage_project
-from kslottery.surgery import prepare_embed, prepare_tokens
-from kslottery.models import load_source_model
-from kslottery.params import ModelParams
+from kslottery.model.surgery import prepare_embed, prepare_tokens
+from kslottery.model.loading import load_source_model
+from kslottery.config.params import ModelParams
 
 REPO = Path(__file__).resolve().parents[1]
 STEPS = 6
@@ -53,6 +53,7 @@ def losses(path: Path) -> list[float]:
     return [float(line.split(",")[1]) for line in path.read_text().splitlines()[1:]]
 
 
+@pytest.mark.slow
 def test_embed_finetune_on_two_processes_ends_where_one_process_does(project):
     one = launch(project, REPO / "configs" / "accelerate" / "single.yaml", "one")
     assert one.returncode == 0, one.stderr[-3000:]
@@ -75,6 +76,7 @@ def test_embed_finetune_on_two_processes_ends_where_one_process_does(project):
     assert not list(project.glob("two/*.tmp")) and (project / "two" / "README.md").is_file()  # one writer
 
 
+@pytest.mark.slow
 def test_a_batch_that_does_not_split_over_the_processes_is_refused(project):
     params = yaml.safe_load((project / "params.yaml").read_text())
     params["train"]["batch_size"] = 5
@@ -126,7 +128,7 @@ def test_ticket_rows_of_a_bf16_model_train_in_float32(bf16_model):
 
 
 def test_the_embedding_of_a_bf16_model_trains_in_float32(bf16_model, tmp_path):
-    from kslottery.surgery import load_embedding, save_trained
+    from kslottery.model.saved import load_embedding, save_trained
 
     model = prepare_embed(bf16_model)
     assert model.get_input_embeddings()(torch.tensor([[5]])).dtype == torch.bfloat16  # the layers see bf16
@@ -139,7 +141,7 @@ def test_the_embedding_of_a_bf16_model_trains_in_float32(bf16_model, tmp_path):
 
 @pytest.mark.parametrize("rows", [None, [1, 5]])
 def test_target_rows_of_a_bf16_model_train_in_float32(bf16_model, rows):
-    from kslottery.surgery import prepare_target
+    from kslottery.model.surgery import prepare_target
 
     name = "model.layers.0.mlp.down_proj"
     model = prepare_target(bf16_model, rows={name: rows})

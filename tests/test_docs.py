@@ -1,6 +1,7 @@
 """The docs say what the params say: README.md stays a front door, every learning rate the docs
 quote is the one in the params file it names, docs/parameters.md documents every key of
-params.yaml with its value, and every relative link points at a file (and heading) that exists.
+params.yaml with its value, every relative link points at a file (and heading) that exists, and
+README's results table is results/table.md's, cell for cell.
 
 How a learning rate is quoted, the convention these tests hold the docs to:
 
@@ -17,6 +18,7 @@ Another profile's rate written as a plain quote is checked against params.yaml, 
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import re
 from pathlib import Path
@@ -115,6 +117,40 @@ def test_readme_is_a_front_door():
     assert len(lines) <= README_MAX_LINES, (
         f"README.md has {len(lines)} lines (at most {README_MAX_LINES}): move detail to docs/ and run notes "
         "to results/NOTES.md")
+
+
+def _readme_table_tool():
+    spec = importlib.util.spec_from_file_location("readme_table", REPO / "tools" / "readme_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_readme_results_table_is_the_committed_table():
+    tool = _readme_table_tool()
+    readme, table = README.read_text(encoding="utf-8"), (REPO / "results/table.md").read_text(encoding="utf-8")
+    assert tool.with_table(readme, table) == readme, (
+        "README.md's results table differs from results/table.md: `python tools/readme_table.py` rewrites it")
+
+
+def test_the_readme_table_tool_copies_every_cell():
+    table = """| method | trainable params | % of full | seeds | en-ca BLEU | en-ca chrF++ | en-ca BLEU (whole) | en-ca chrF++ (whole) |
+|:--|--:|--:|--:|--:|--:|--:|--:|
+| base (zero-shot) | 0 | 0.00 | 1 | 0.52 | 8.02 | 0.19 | 9.93 |
+| LoRA | 460,800 | 0.28 | 3 | 6.41 ± 1.00 | 27.67 ± 0.80 | 6.40 ± 0.98 | 27.60 ± 0.81 |
+
+Share:
+
+| method | % of embedding only's gain (first line) | % of full fine-tuning's gain (first line) |
+|:--|--:|--:|
+| LoRA | 102 | 51 |
+"""
+    tool = _readme_table_tool()
+    assert tool.readme_table(table).splitlines()[2:] == [
+        "| base (zero-shot) | 0 | 0.52 | 8.02 | 0.19 | 9.93 |  |",
+        "| LoRA | 460,800 | 6.41 ± 1.00 | 27.67 ± 0.80 | 6.40 ± 0.98 | 27.60 ± 0.81 | 102 |"]
+    readme = f"before\n{tool.BEGIN}\nold\n{tool.END}\nafter\n"
+    assert tool.with_table(readme, table) == f"before\n{tool.BEGIN}\n{tool.readme_table(table)}\n{tool.END}\nafter\n"
 
 
 @pytest.mark.parametrize("pattern", [r"\brun before\b", r"\bbyte for byte\b", r"\bwas [0-9]", r"\bnow [0-9]",

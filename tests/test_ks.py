@@ -3,8 +3,8 @@ import pytest
 import scipy.stats
 import torch
 
-from kslottery import ks
-from kslottery.ks import exact_pvalue, exact_pvalues, ks_2samp_rows
+from kslottery.lottery import ks
+from kslottery.lottery.ks import exact_pvalue, exact_pvalues, ks_2samp_rows
 
 
 def scipy_rows(before, after):

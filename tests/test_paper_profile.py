@@ -14,8 +14,8 @@ import yaml
 from click.testing import CliRunner
 
 from kslottery.cli import main as ksl
-from kslottery.corpus import CorpusError, SentencePair, flores_pairs, read_pairs, split_with_held_out
-from kslottery.params import load_params
+from kslottery.data.corpus import CorpusError, SentencePair, flores_pairs, read_pairs, split_with_held_out
+from kslottery.config.params import load_params
 
 REPO = Path(__file__).resolve().parents[1]
 ENGLISH = [f"The {w} opens the {v} dialog." for w, v in zip("menu file page style print view".split(),
@@ -175,7 +175,7 @@ def test_ksl_use_validates_then_replaces_the_params_file(tmp_path):
 
 
 def test_the_spbleu_tokenizer_is_the_one_asked_for(monkeypatch, tmp_path):
-    from kslottery import scoring
+    from kslottery.evaluation import scoring
 
     asked = []
     monkeypatch.setattr(scoring, "spbleu_model_path", lambda name="flores101": asked.append(name))
@@ -186,10 +186,10 @@ def test_the_spbleu_tokenizer_is_the_one_asked_for(monkeypatch, tmp_path):
 
 def test_beam_search_is_generate_with_beams(tiny_model_dir):
     """num_beams > 1 goes through transformers' beam search; with 1 beam it is our greedy loop."""
-    from kslottery.models import load_source_model
-    from kslottery.params import ModelParams
-    from kslottery.prompts import encode_prompt
-    from kslottery.translate import translate_tokens
+    from kslottery.model.loading import load_source_model
+    from kslottery.config.params import ModelParams
+    from kslottery.data.prompts import encode_prompt
+    from kslottery.evaluation.translate import translate_tokens
 
     model, tokenizer = load_source_model(ModelParams(source=str(tiny_model_dir)))
     torch.manual_seed(0)

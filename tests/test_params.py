@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kslottery.params import ParamsError, load_params
+from kslottery.config.params import ParamsError, load_params
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -11,10 +11,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
-from kslottery.methods import TARGET_METHODS, TOKEN_METHODS, TRAINED
+from kslottery.config.registry import names, target_method, token_method, trained
 from conftest import tiny_pairs
+
+pytestmark = pytest.mark.slow  # end to end: subprocesses, dvc, minutes
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -23,6 +26,7 @@ ENV = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.envi
        "TQDM_DISABLE": "1", "DVC_NO_ANALYTICS": "1", "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.org",
        "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.org"}
 SEEDS = [0, 1]
+TRAINED, TOKEN_METHODS, TARGET_METHODS = names(trained), names(token_method), names(target_method)
 EMBEDDING_METHODS = [m for m in TRAINED if m not in TARGET_METHODS]  # ks.target is empty in the first run
 
 
@@ -34,6 +38,24 @@ def run(command, cwd):
 
 def dvc(args, cwd):
     return run([sys.executable, "-m", "dvc", *args], cwd)
+
+
+RARE_K = '''"""A token method of a test: the k least frequent tokens of the training inputs."""
+
+from kslottery.config.registry import Method
+
+
+def rare_rows(ticket_rows, vocab_size, seed, tokens):
+    return sorted(tokens.most_frequent(len(tokens.seen()))[-len(ticket_rows):].tolist())
+
+
+METHOD = Method("rare-k", section="rare_k", surgery="prepare_tokens", saved_as="adapter", rows=rare_rows)
+'''
+
+
+def stale_stages(project) -> set[str]:
+    """The stages `dvc status` calls changed (or never run)."""
+    return set(json.loads(dvc(["status", "--json"], project)))
 
 
 def make_project(tmp_path, tiny_model_dir) -> Path:
@@ -137,6 +159,27 @@ def test_dvc_repro_end_to_end(tmp_path, tiny_model_dir):
     assert "whole_chrf++" in summary["en-ca"]["ticket"] and "n_content" in summary["en-ca"]["tickets"]
     run(["git", "add", "-A"], project)
     run(["git", "commit", "-q", "-m", "results"], project)
+    assert stale_stages(project) == set()
+
+    # The price of a change: a label or a colour reruns the table alone; a new token method (its own
+    # file, params section and row rule) adds its own stages and reruns no existing one.
+    legend = project / "src/kslottery/report/legend.py"
+    legend.write_text(legend.read_text().replace('"KS tickets"', '"KS-Lottery tickets"').replace("#dd8452", "#dd8453"))
+    assert stale_stages(project) == {"table"}
+    run(["git", "checkout", "--", "src"], project)
+    (project / "src/kslottery/methods/rare-k.py").write_text(RARE_K)
+    params = yaml.safe_load((project / "params.yaml").read_text())
+    params["train"]["rare_k"] = {"lr": 0.5}
+    (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    pipeline = yaml.safe_load((project / "dvc.yaml").read_text())
+    for stage in ("ticket-finetune", "evaluate"):
+        pipeline["stages"][stage]["matrix"]["method"].append("rare-k")
+    (project / "dvc.yaml").write_text(yaml.safe_dump(pipeline, sort_keys=False))
+    stale = stale_stages(project)
+    assert stale == {f"{stage}@en-ca-{seed}-rare-k" for stage in ("ticket-finetune", "evaluate") for seed in SEEDS}, stale
+    run(["git", "checkout", "--", "."], project)
+    (project / "src/kslottery/methods/rare-k.py").unlink()
+    assert stale_stages(project) == set()
 
     # A change of alpha reruns ks-select and what follows it, never the embedding fine-tune; a
     # ks.target pattern adds its own stages (KS beyond the embedding) and leaves the embedding's be.
@@ -149,8 +192,8 @@ def test_dvc_repro_end_to_end(tmp_path, tiny_model_dir):
                   *(f"evaluate-target@en-ca-0-mlp.down_proj-{m}" for m in TARGET_METHODS)):
         assert f"Running stage '{rerun}'" in log, rerun
     for untouched in ("prepare-model", "prepare-data@en-ca", "evaluate-base@en-ca",
-                      *(f"{stage}@en-ca-0-{method}" for stage in ("finetune", "evaluate")
-                        for method in ("embed", "full", "lora", "prefix"))):
+                      "embed-finetune@en-ca-0", *(f"baseline@en-ca-0-{method}" for method in ("full", "lora", "prefix")),
+                      *(f"evaluate@en-ca-0-{method}" for method in ("embed", "full", "lora", "prefix"))):
         assert f"Running stage '{untouched}'" not in log, untouched
     target_tickets = json.loads((project / "models/en-ca/s0/target-tickets@mlp.down_proj.json").read_text())
     assert target_tickets["rows"] == 2 * 16 and target_tickets["alpha"] == 0.4 and target_tickets["n_tickets"] > 0

@@ -4,7 +4,7 @@ import json
 
 from matplotlib.image import imread
 
-from kslottery.plots import plot_ks_histogram, plot_losses, read_losses
+from kslottery.report.figures import plot_ks_histogram, plot_losses, read_losses
 
 
 def write_losses(train_dir, pair, seed, method, losses):

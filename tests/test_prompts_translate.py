@@ -1,10 +1,10 @@
 import pytest
 import torch
 
-from kslottery.models import load_saved, load_source_model, save_model
-from kslottery.params import ModelParams
-from kslottery.prompts import IGNORE_INDEX, collate, encode_example, format_prompt
-from kslottery.translate import translate, translate_tokens
+from kslottery.model.loading import load_saved, load_source_model, save_model
+from kslottery.config.params import ModelParams
+from kslottery.data.prompts import IGNORE_INDEX, collate, encode_example, format_prompt
+from kslottery.evaluation.translate import translate, translate_tokens
 from conftest import small_section
 
 TEMPLATE = "Translate this from {src} to {tgt}:\n{src}: {source}\n{tgt}:"
@@ -34,7 +34,7 @@ def test_collate_right_pads_and_masks(tiny_tokenizer):
 
 
 def test_both_protocols_score_their_view_of_one_continuation():
-    from kslottery.scoring import first_line, score_protocols, whole
+    from kslottery.evaluation.scoring import first_line, score_protocols, whole
 
     ran_on = "  Hola món.\nEnglish: more\n\nCatalan: més"
     assert first_line(ran_on) == "Hola món." and whole(ran_on) == "Hola món. English: more  Catalan: més"
@@ -63,7 +63,8 @@ def test_batched_translation_equals_one_at_a_time(tiny_model_dir, tmp_path):
 
 @pytest.mark.parametrize("method", ["prefix", "ticket"])
 def test_adapted_models_translate_batched_as_one_at_a_time(tiny_model_dir, tmp_path, method):
-    from kslottery.surgery import load_trained, prepare, save_trained
+    from kslottery.model.surgery import prepare
+    from kslottery.model.saved import load_trained, save_trained
 
     model, tokenizer = load_source_model(ModelParams(source=str(tiny_model_dir)))
     save_model(model, tokenizer, tmp_path / "base")
@@ -87,7 +88,7 @@ def test_adapted_models_translate_batched_as_one_at_a_time(tiny_model_dir, tmp_p
 
 def _generate_until_stop(model, batch, stop_ids, max_new_tokens, pad_token_id):
     """transformers' generate, each row cut after its first stop id (generate pads finished rows)."""
-    from kslottery.translate import _through_first
+    from kslottery.evaluation.translate import _through_first
 
     generated = model.generate(**batch, do_sample=False, max_new_tokens=max_new_tokens,
                                eos_token_id=stop_ids.tolist(), pad_token_id=pad_token_id)
@@ -98,8 +99,8 @@ def _generate_until_stop(model, batch, stop_ids, max_new_tokens, pad_token_id):
 def test_greedy_drops_finished_rows_and_equals_generate(tiny_model_dir, tmp_path, method):
     """Rows that stop early leave the batch (and the KV cache); the tokens are still those of
     transformers' generate, for the plain model and for unmerged adapters."""
-    from kslottery.surgery import prepare
-    from kslottery.translate import greedy
+    from kslottery.model.surgery import prepare
+    from kslottery.evaluation.translate import greedy
 
     model, tokenizer = load_source_model(ModelParams(source=str(tiny_model_dir)))
     torch.manual_seed(0)
@@ -134,8 +135,8 @@ def test_decoding_runs_past_newlines_to_eos_and_keeps_the_first_lines_of_a_newli
     """Decoding no longer stops at a newline, only at eos or max_new_tokens; the first line of each
     continuation is what decoding that stopped at the first newline gave (greedy: the tokens before
     the stop do not depend on it)."""
-    from kslottery.scoring import first_line
-    from kslottery.translate import greedy
+    from kslottery.evaluation.scoring import first_line
+    from kslottery.evaluation.translate import greedy
 
     model, tokenizer = load_source_model(ModelParams(source=str(tiny_model_dir)))
     torch.manual_seed(1)

@@ -8,12 +8,14 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
 
-from kslottery.regime import COLUMNS, merge_trials
+from kslottery.studies.regime import COLUMNS, merge_trials
 from conftest import trial_project
 
 
+@pytest.mark.slow
 def test_ksl_regime_maps_settings_to_tickets_and_their_classes(tmp_path, tiny_model_dir):
     project = trial_project(tmp_path, tiny_model_dir)
     params = yaml.safe_load((project / "params.yaml").read_text())

@@ -6,11 +6,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from kslottery.report import (build_table, certification_markdown, cost_markdown, cost_table, gain_shares_markdown,
-                               overlap_markdown, params_note, plot_scores, read_records, report_markdown, summary,
+from kslottery.report.tables import (build_table, certification_markdown, cost_markdown, cost_table, gain_shares_markdown,
+                               overlap_markdown, params_note, read_records, report_markdown, summary,
                                to_markdown)
-from kslottery.plots import plot_cost
-from kslottery.sweep import alpha_sweep, experiment_table, plot_alpha_sweep
+from kslottery.report.figures import plot_cost, plot_scores
+from kslottery.studies.sweep import alpha_sweep, experiment_table, plot_alpha_sweep
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -259,7 +259,7 @@ def _translations(path, rows):
 
 
 def test_significance_tells_a_real_difference_from_resampling_noise(tmp_path):
-    from kslottery.report import significance, uncertainty_markdown
+    from kslottery.report.tables import significance, uncertainty_markdown
 
     references = [f"el menú fitxer número {i} obre un diàleg on podeu triar opcions" for i in range(40)]
     good = references[:30] + ["res"] * 10  # 30 of 40 exact

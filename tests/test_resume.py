@@ -18,6 +18,8 @@ import yaml
 
 from conftest import stage_project
 
+pytestmark = pytest.mark.slow  # end to end: subprocesses, dvc, minutes
+
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "TQDM_DISABLE": "1"}
 STEPS, EVERY = 400, 20
@@ -113,7 +115,7 @@ def test_dvc_repro_after_a_kill_just_works(tmp_path, tiny_model_dir):
     params["checkpoint_every"] = EVERY
     params["train"]["embed"]["steps"] = STEPS
     (project / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    target = "finetune@en-ca-0-embed"
+    target = "embed-finetune@en-ca-0"
     checkpoint = project / "models/en-ca/s0/.embed.checkpoint.pt"
 
     process = subprocess.Popen([sys.executable, "-m", "dvc", "repro", target], cwd=project, env=DVC_ENV,

@@ -5,8 +5,8 @@ import json
 import numpy as np
 import pandas as pd
 
-from kslottery.ks import ks_2samp_rows
-from kslottery.shifts import input_counts, relative_change, shift_by_frequency
+from kslottery.lottery.ks import ks_2samp_rows
+from kslottery.studies.shifts import input_counts, relative_change, shift_by_frequency
 
 
 def test_input_counts_counts_inputs_not_occurrences_and_skip_the_last_token():
@@ -45,14 +45,14 @@ def test_ksl_shifts_reads_a_pipeline_run_and_names_the_missing_stage(tmp_path, t
 
     from conftest import trial_project
     from kslottery.cli import main
-    from kslottery.methods import KS_SOURCE
-    from kslottery.models import load_saved
-    from kslottery.surgery import save_trained
+    from kslottery.config.registry import KS_SOURCE
+    from kslottery.model.loading import load_saved
+    from kslottery.model.saved import save_trained
 
     project = trial_project(tmp_path, tiny_model_dir)
     monkeypatch.chdir(project)
     missing = CliRunner().invoke(main, ["shifts", "en-ca"])
-    assert missing.exit_code != 0 and f"dvc repro finetune@en-ca-0-{KS_SOURCE}" in missing.output
+    assert missing.exit_code != 0 and "dvc repro embed-finetune@en-ca-0" in missing.output
     model, tokenizer = load_saved(project / "models" / "base")
     seen = tokenizer("Click", add_special_tokens=False)["input_ids"][0]
     with torch.no_grad():

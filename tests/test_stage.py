@@ -13,7 +13,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from kslottery import stage
+from kslottery.pipeline import stage
 from kslottery.cli import main as ksl
 
 REPO = Path(__file__).resolve().parents[1]
@@ -141,7 +141,7 @@ def test_prepare_data_names_the_corpus_file(fake_project):
 def test_stage_errors_end_in_one_line_not_a_traceback(capsys, monkeypatch):
     import click
 
-    from kslottery.corpus import CorpusError
+    from kslottery.data.corpus import CorpusError
 
     @click.command()
     def failing():

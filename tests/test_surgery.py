@@ -4,12 +4,13 @@ import pytest
 import torch
 from peft import PeftModel
 
-from kslottery.methods import LoraSettings, MethodSettings, PrefixSettings
-from kslottery.models import load_saved, load_source_model, save_model
-from kslottery.params import ModelParams, TrainSettings
-from kslottery.surgery import load_trained, prepare, prepare_embed, prepare_tokens, save_trained
-from kslottery.prompts import encode_pairs
-from kslottery.train import train
+from kslottery.config.registry import LoraSettings, MethodSettings, PrefixSettings
+from kslottery.model.loading import load_saved, load_source_model, save_model
+from kslottery.config.params import ModelParams, TrainSettings
+from kslottery.model.surgery import prepare, prepare_embed, prepare_tokens
+from kslottery.model.saved import load_trained, save_trained
+from kslottery.data.prompts import encode_pairs
+from kslottery.training.loop import train
 from conftest import tiny_pairs
 
 TEMPLATE = "Translate this from {src} to {tgt}:\n{src}: {source}\n{tgt}:"
@@ -24,7 +25,7 @@ def base_dir(tmp_path, tiny_model_dir):
 
 
 def examples(tokenizer):
-    from kslottery.corpus import SentencePair
+    from kslottery.data.corpus import SentencePair
 
     pairs = [SentencePair(s, t) for s, t in tiny_pairs(16)]
     return encode_pairs(tokenizer, pairs, "en-ca", TEMPLATE, 64)
@@ -137,7 +138,7 @@ def test_adapters_train_only_their_own_weights(tmp_path, tiny_model_dir, method)
 
 
 def test_certify_keeping_every_moved_row_agrees_fully(tmp_path, tiny_model_dir):
-    from kslottery.certify import accuracy, agreement, greedy_next_tokens, keep_rows
+    from kslottery.lottery.certify import accuracy, agreement, greedy_next_tokens, keep_rows
 
     base = base_dir(tmp_path, tiny_model_dir)
     model, tokenizer = load_saved(base)

@@ -9,14 +9,16 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from kslottery.methods import MethodSettings, label, order, run_name, split_run
-from kslottery.models import load_saved
-from kslottery.params import TrainSettings
-from kslottery.surgery import RowDelta, load_trained, prepare_target, save_trained
-from kslottery.targets import (matches, matching_linears, row_count, rows_to_train, stacked_rows, target_problems,
-                               target_record, ticket_rows_by_module)
-from kslottery.tickets import select_tickets
-from kslottery.train import train
+from kslottery.config.registry import MethodSettings, run_name, split_run
+from kslottery.report.legend import label, order
+from kslottery.model.loading import load_saved
+from kslottery.config.params import TrainSettings
+from kslottery.model.surgery import RowDelta, prepare_target
+from kslottery.model.saved import load_trained, save_trained
+from kslottery.lottery.targets import stacked_rows, target_record, ticket_rows_by_module
+from kslottery.model.targets import matches, matching_linears, row_count, rows_to_train, target_problems
+from kslottery.lottery.tickets import select_tickets
+from kslottery.training.loop import train
 from conftest import stage_project
 from test_stage import stage_main
 from test_surgery import base_dir, examples, snapshot
@@ -43,7 +45,7 @@ def test_run_names_carry_the_pattern_and_sort_after_their_method():
 def test_ks_target_refuses_what_cannot_name_stage_outputs(tmp_path, patterns):
     import yaml
 
-    from kslottery.params import ParamsError, load_params
+    from kslottery.config.params import ParamsError, load_params
 
     raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
     raw["ks"]["target"] = patterns
@@ -133,7 +135,7 @@ def test_tickets_of_stacked_matrices_map_back_to_module_and_row():
     after["b.down_proj"][0] *= 4.0
     names, stacked_before = stacked_rows({k: torch.tensor(v) for k, v in before.items()})
     stacked_after = [after[name].astype(np.float32) for name in names]  # as stacked_rows gives them
-    from kslottery.ks import ks_2samp_rows
+    from kslottery.lottery.ks import ks_2samp_rows
 
     statistic, pvalue = ks_2samp_rows(np.concatenate(stacked_before), np.concatenate(stacked_after))
     record = target_record(select_tickets(statistic, pvalue, alpha=0.05), names, stacked_before, "down_proj",
@@ -217,8 +219,8 @@ def test_calibrating_a_target_method_needs_its_pattern_and_tickets(tmp_path, tin
     import yaml
 
     from conftest import trial_project
-    from kslottery.calibrate import CalibrationError, check_trial_inputs, lr_key
-    from kslottery.params import load_params
+    from kslottery.studies.calibrate import CalibrationError, check_trial_inputs, lr_key
+    from kslottery.config.params import load_params
 
     project = trial_project(tmp_path, tiny_model_dir)
     raw = yaml.safe_load((project / "params.yaml").read_text())

@@ -5,9 +5,15 @@ import json
 import numpy as np
 import pytest
 
-from kslottery.ks import ks_2samp_rows
-from kslottery.tickets import (TrainingTokens, control_rows, histogram_csv, most_frequent_rows, random_rows,
-                               random_seen_rows, row_shift, select_tickets, ticket_rows)
+from kslottery.lottery.ks import ks_2samp_rows
+from kslottery.config.registry import method
+from kslottery.data.training_tokens import TrainingTokens
+from kslottery.lottery.tickets import histogram_csv, row_shift, select_tickets, ticket_rows
+
+
+def rule(name):
+    """The row rule of a token method (its file under src/kslottery/methods/)."""
+    return method(name).rows
 
 
 def test_select_tickets_orders_by_p_and_caps():
@@ -65,21 +71,23 @@ def test_ticket_record_writes_null_for_an_unknown_shift():
 
 
 def test_control_rows_are_chosen_as_documented():
-    rows = random_rows(vocab_size=1000, k=20, seed=3)
-    assert len(set(rows.tolist())) == 20 and rows.min() >= 0 and rows.max() < 1000
-    assert rows.tolist() == random_rows(1000, 20, seed=3).tolist() != random_rows(1000, 20, seed=4).tolist()
-    counts = {5: 10, 7: 3, 9: 10, 11: 1}
-    assert most_frequent_rows(counts, 3).tolist() == [5, 9, 7]  # by count, ties by smaller id
-    assert most_frequent_rows(counts, 10).tolist() == [5, 9, 7, 11]
+    random_rows = rule("random-k")
+    rows = random_rows(list(range(20)), vocab_size=1000, seed=3)
+    assert len(set(rows)) == 20 and min(rows) >= 0 and max(rows) < 1000 and rows == sorted(rows)
+    assert rows == random_rows(list(range(20)), 1000, seed=3) != random_rows(list(range(20)), 1000, seed=4)
+    # by count, ties by the smaller id: 5 and 9 ten times, 7 three times, 11 once
+    tokens = TrainingTokens(inputs=[[5] * 10 + [9] * 10 + [7] * 3 + [11]], prompts=[[5]])
+    assert tokens.most_frequent(3).tolist() == [5, 9, 7] == rule("frequent-k")([0, 0, 0], 100, 0, tokens)
+    assert tokens.most_frequent(10).tolist() == [5, 9, 7, 11]
     with pytest.raises(ValueError):
-        random_rows(10, 11, seed=0)
+        random_rows(list(range(11)), 10, seed=0)
 
 
 def test_each_token_method_rule_picks_its_rows_with_k_from_the_tickets(tiny_tokenizer):
     """On a real (tiny) tokenizer and the real prompt: the seen rows, the frequency over the whole
     inputs (prompt, source and target) and the template rows."""
-    from kslottery.corpus import SentencePair
-    from kslottery.prompts import encode_pairs
+    from kslottery.data.corpus import SentencePair
+    from kslottery.data.prompts import encode_pairs
     from conftest import tiny_pairs
 
     template = "Translate this from {src} to {tgt}:\n{src}: {source}\n{tgt}:"
@@ -90,29 +98,27 @@ def test_each_token_method_rule_picks_its_rows_with_k_from_the_tickets(tiny_toke
     assert len(seen) < vocab  # some rows never occur: random_seen must avoid them, random need not
     tickets = [5, 9, 40, 41, 42, 43]
 
-    def rows(rule, seed=0):
-        return control_rows(rule, tickets, vocab, seed=seed, tokens=tokens)
+    def rows(name, seed=0):
+        return rule(name)(tickets, vocab, seed=seed, tokens=tokens)
 
-    assert rows("tickets") == tickets
-    assert rows("random") == random_rows(vocab, len(tickets), seed=0).tolist()
-    drawn = rows("random_seen")
-    assert len(drawn) == len(tickets) and set(drawn) <= seen and drawn != rows("random_seen", seed=1)
+    assert rows("ticket") == tickets
+    assert rows("random-k") == sorted(np.random.default_rng(0).choice(vocab, len(tickets), replace=False).tolist())
+    drawn = rows("random-seen-k")
+    assert len(drawn) == len(tickets) and set(drawn) <= seen and drawn != rows("random-seen-k", seed=1)
     counts = {}
     for e in examples:  # every input token: prompt, source, target, eos
         for t in e.input_ids:
             counts[t] = counts.get(t, 0) + 1
-    frequent = rows("frequent")
+    frequent = rows("frequent-k")
     assert frequent == sorted(counts, key=lambda t: (-counts[t], t))[:len(tickets)]
     prompt_only = {t for e in examples for t in e.prompt_ids} - {t for e in examples for t in e.input_ids[len(e.prompt_ids):]}
     assert set(frequent) & prompt_only  # the template's tokens count: they are in every input
-    template_rows = rows("template_tokens")
+    template_rows = rows("template-tokens")
     words = set(tiny_tokenizer("Translate this from English to Catalan:", add_special_tokens=False)["input_ids"])
     assert words <= set(template_rows)  # the template's words are in every prompt
     assert all(all(t in e.prompt_ids for e in examples) for t in template_rows)
     assert not set(template_rows) & {t for e in examples[:1] for t in e.input_ids[len(e.prompt_ids):]} - set(
         t for e in examples for t in e.prompt_ids)  # no target-only token
-    with pytest.raises(ValueError, match="unknown row rule"):
-        rows("largest")
 
 
 def test_template_control_refuses_prompts_with_no_common_token():
@@ -120,11 +126,12 @@ def test_template_control_refuses_prompts_with_no_common_token():
     (naming the key to fix) instead of training an empty set of rows."""
     tokens = TrainingTokens(inputs=[[1, 2, 3], [4, 5, 6]], prompts=[[1, 2], [4, 5]])
     with pytest.raises(ValueError, match="prompt.template"):
-        control_rows("template_tokens", [1, 2], 10, seed=0, tokens=tokens)
+        rule("template-tokens")([1, 2], 10, seed=0, tokens=tokens)
 
 
 def test_random_seen_takes_every_seen_row_when_k_is_larger():
-    assert random_seen_rows(np.array([3, 8, 9]), 10, seed=0).tolist() == [3, 8, 9]
+    tokens = TrainingTokens(inputs=[[3, 8], [9, 8]], prompts=[[3], [9]])
+    assert rule("random-seen-k")(list(range(10)), 100, seed=0, tokens=tokens) == [3, 8, 9]
 
 
 def test_histogram_counts_rows_and_tickets_per_distinct_d():

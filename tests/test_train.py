@@ -2,13 +2,13 @@ import psutil
 import pytest
 import torch
 
-from kslottery.corpus import SentencePair
-from kslottery.surgery import prepare_embed
-from kslottery.models import load_saved, load_source_model, save_model
-from kslottery.params import ModelParams, TrainSettings
-from kslottery.prompts import encode_pairs
-from kslottery.checkpoint import Checkpoint
-from kslottery.train import LengthGroupedBatches, TrainingError, train
+from kslottery.data.corpus import SentencePair
+from kslottery.model.surgery import prepare_embed
+from kslottery.model.loading import load_saved, load_source_model, save_model
+from kslottery.config.params import ModelParams, TrainSettings
+from kslottery.data.prompts import encode_pairs
+from kslottery.training.checkpoint import Checkpoint
+from kslottery.training.loop import LengthGroupedBatches, TrainingError, train
 from conftest import small_section, tiny_pairs
 
 
@@ -96,7 +96,7 @@ def test_resume_from_a_checkpoint_gives_the_uninterrupted_run(tiny, tmp_path, ca
     # initial weights resumes there and redoes only step 7.
     assert torch.load(checkpoint.path, weights_only=True)["step"] == 6
     model.load_state_dict(initial)
-    with caplog.at_level("INFO", logger="kslottery.checkpoint"):
+    with caplog.at_level("INFO", logger="kslottery.training.checkpoint"):
         resumed = train(prepare_embed(model), examples, params, tokenizer.pad_token_id, seed=1, checkpoint=checkpoint)
     assert "resuming from" in caplog.text and "at step 6" in caplog.text
     assert resumed.losses == straight.losses
@@ -119,7 +119,7 @@ def test_a_checkpoint_of_another_run_is_ignored(tiny, tmp_path, caplog):
             with torch.no_grad():
                 model.get_input_embeddings().weight[0] += 1
         caplog.clear()
-        with caplog.at_level("INFO", logger="kslottery.checkpoint"):
+        with caplog.at_level("INFO", logger="kslottery.training.checkpoint"):
             result = train(prepare_embed(model), examples, rerun, tokenizer.pad_token_id, checkpoint=checkpoint)
         assert "belongs to another run" in caplog.text and "resuming" not in caplog.text, changed
         assert len(result.losses) == 5
@@ -136,9 +136,9 @@ def test_target_loss_is_the_causal_lm_loss_with_fewer_logits(tiny, method):
     logits, through peft wrappers too, and its gradient is the same."""
     from functools import partial
 
-    from kslottery.surgery import prepare
-    from kslottery.prompts import collate
-    from kslottery.train import target_loss
+    from kslottery.model.surgery import prepare
+    from kslottery.data.prompts import collate
+    from kslottery.training.loop import target_loss
 
     model, tokenizer, examples = tiny
     if method == "plain":
@@ -159,7 +159,7 @@ def test_target_loss_is_the_causal_lm_loss_with_fewer_logits(tiny, method):
 
 
 def test_a_batch_without_targets_is_an_error(tiny):
-    from kslottery.train import target_loss
+    from kslottery.training.loop import target_loss
 
     model, tokenizer, examples = tiny
     input_ids = torch.tensor([examples[0].input_ids])

@@ -518,7 +518,7 @@ def format_tsv(pairs: Iterable[tuple[str, str]]) -> str:
     """One "english<TAB>target" line per pair, no header.
 
     Refuses a field with a tab or any line break str.splitlines() knows
-    (readers such as kslottery.corpus split lines that way, so U+2028 or
+    (readers such as kslottery.data.corpus split lines that way, so U+2028 or
     U+001C would cut a pair in two) rather than write a file whose columns
     cannot be trusted; clean_text makes that unreachable.
     """

@@ -16,9 +16,9 @@ import click
 
 from kslottery import KSLotteryError
 from kslottery.atomic import write_text
-from kslottery.launch import stages_dir
-from kslottery.methods import TRAINED
-from kslottery.params import ParamsError, load_params
+from kslottery.pipeline.launch import stages_dir
+from kslottery.config.registry import names, trained
+from kslottery.config.params import ParamsError, load_params
 
 
 def user_errors(command):
@@ -87,9 +87,9 @@ def main():
                    "ks.target against its modules.")
 def validate(params_path, no_model_check, base):
     """Check a params file and the files it names; list every problem with its key, value and fix."""
-    from kslottery.launch import config_problems
-    from kslottery.models import saved_vocab_size, source_problems, top_k_problem
-    from kslottery.targets import target_problems
+    from kslottery.pipeline.launch import config_problems
+    from kslottery.model.loading import saved_vocab_size, source_problems, top_k_problem
+    from kslottery.model.targets import target_problems
 
     try:
         params, problems, sections = load_params(params_path), [], None
@@ -126,7 +126,7 @@ def use(profile, params_path, force):
     import subprocess
 
     from kslottery.atomic import atomic_file
-    from kslottery.launch import config_problems
+    from kslottery.pipeline.launch import config_problems
 
     params = load_params(profile)
     if problems := config_problems(params.accelerate):
@@ -166,7 +166,7 @@ def table(eval_dir, certify_dir, ks_dir):
     Metrics kept elsewhere, e.g. a side run's:
       ksl table --eval-dir results/target/eval --certify-dir none --ks-dir none
     """
-    from kslottery.report import report_markdown
+    from kslottery.report.tables import report_markdown
 
     click.echo(report_markdown(eval_dir, certify_dir, ks_dir)[1])
 
@@ -189,7 +189,7 @@ def experiments(repo, exp_json, out, all_commits):
       ksl experiments
     """
     from kslottery.atomic import atomic_file
-    from kslottery.sweep import dvc_exp_show, experiment_table, plot_alpha_sweep, to_markdown
+    from kslottery.studies.sweep import dvc_exp_show, experiment_table, plot_alpha_sweep, to_markdown
 
     try:
         exp_show = json.loads(Path(exp_json).read_text()) if exp_json else dvc_exp_show(repo, all_commits)
@@ -213,7 +213,7 @@ def experiments(repo, exp_json, out, all_commits):
 
 
 @main.command()
-@click.argument("method", required=False, type=click.Choice(TRAINED))
+@click.argument("method", required=False, type=click.Choice(names(trained)))
 @click.option("--lr", "lrs", multiple=True, type=click.FloatRange(min=0, min_open=True),
               help="A learning rate to try (repeat the option); default: params' lr / 3.16, lr, lr * 3.16.")
 @click.option("--pair", help="Which pair's data (default: the first of params pairs).")
@@ -240,7 +240,7 @@ def calibrate(method, lrs, pair, seed, target, params_path, out, redraw):
     """
     import yaml
 
-    from kslottery.calibrate import (check_trial_inputs, default_grid, lr_key, merge_trials, read_trials, run_trial,
+    from kslottery.studies.calibrate import (check_trial_inputs, default_grid, lr_key, merge_trials, read_trials, run_trial,
                                      write_report)
 
     params = load_params(params_path)
@@ -304,9 +304,9 @@ def regime(lrs, schedules, warmup, steps, pair, seed, params_path, out, redraw):
     """
     import yaml
 
-    from kslottery.calibrate import check_trial_inputs
-    from kslottery.methods import KS_SOURCE
-    from kslottery.regime import merge_trials, read_trials, run_trial, write_report
+    from kslottery.studies.calibrate import check_trial_inputs
+    from kslottery.config.registry import KS_SOURCE
+    from kslottery.studies.regime import merge_trials, read_trials, run_trial, write_report
 
     out = Path(out)
     if not redraw:
@@ -392,18 +392,18 @@ def shifts(pair, seed, params_path, base, models_dir, data_dir, out):
     the row's spread: which tokens the KS test selects, and why. Needs the pipeline's models/base,
     models/PAIR/sSEED/embed and tickets.json, and data/prepared/PAIR (`dvc repro ks-select`).
     """
-    from kslottery.corpus import read_pairs
-    from kslottery.ks import ks_2samp_rows
-    from kslottery.methods import KS_SOURCE
-    from kslottery.prompts import encode_pairs
-    from kslottery.shifts import input_counts, shift_by_frequency, shifts_markdown
-    from kslottery.surgery import embedding_rows
-    from kslottery.tickets import ticket_rows
+    from kslottery.data.corpus import read_pairs
+    from kslottery.lottery.ks import ks_2samp_rows
+    from kslottery.config.registry import KS_SOURCE
+    from kslottery.data.prompts import encode_pairs
+    from kslottery.studies.shifts import input_counts, shift_by_frequency, shifts_markdown
+    from kslottery.model.saved import embedding_rows
+    from kslottery.lottery.tickets import ticket_rows
 
     params = load_params(params_path)
     run = Path(models_dir) / pair / f"s{seed}"
     base, embed, tickets, train = Path(base), run / KS_SOURCE, run / "tickets.json", Path(data_dir) / pair / "train.tsv"
-    for path, stage in ((base, "prepare-model"), (embed, f"finetune@{pair}-{seed}-{KS_SOURCE}"),
+    for path, stage in ((base, "prepare-model"), (embed, f"embed-finetune@{pair}-{seed}"),
                         (tickets, f"ks-select@{pair}-{seed}"), (train, f"prepare-data@{pair}")):
         if not path.exists():
             raise click.ClickException(f"{path} does not exist; run `dvc repro {stage}` first")
@@ -432,10 +432,10 @@ def shifts(pair, seed, params_path, base, models_dir, data_dir, out):
 @user_errors
 def translate(text, adapter, base, pair, params_path):
     """Translate TEXT (one sentence per argument) with the base model plus a trained method."""
-    from kslottery.evaluation import decode
-    from kslottery.scoring import first_line, whole
-    from kslottery.params import pair_problems
-    from kslottery.surgery import load_trained
+    from kslottery.evaluation.decode import decode
+    from kslottery.evaluation.scoring import first_line, whole
+    from kslottery.config.params import pair_problems
+    from kslottery.model.saved import load_trained
 
     if problems := pair_problems(pair):
         raise click.ClickException("; ".join(problems))

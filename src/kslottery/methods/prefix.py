@@ -1,0 +1,5 @@
+"""Prefix-tuning (peft), train.prefix.tokens virtual tokens: a baseline of the paper's table."""
+
+from kslottery.config.registry import Method, PrefixSettings
+
+METHOD = Method("prefix", section="prefix", settings=PrefixSettings, surgery="prepare_prefix", saved_as="adapter")
