@@ -47,3 +47,18 @@ def test_a_new_trial_of_the_same_settings_replaces_the_old_row():
     row = dict.fromkeys(COLUMNS, 0) | {"lr": 1e-3, "schedule": "constant", "warmup": 0.0, "steps": 125, "alpha": 0.05}
     trials = merge_trials(merge_trials(None, [row | {"n_tickets": 5}]), [row | {"n_tickets": 7}, row | {"lr": 1e-2}])
     assert len(trials) == 2 and trials.loc[trials["lr"] == 1e-3, "n_tickets"].item() == 7
+
+
+def test_the_grid_crosses_lrs_and_schedules_and_keeps_the_current_settings_elsewhere():
+    from types import SimpleNamespace
+
+    from kslottery.studies.regime import DEFAULT_LRS, settings_grid
+
+    current = SimpleNamespace(lr=5.6e-3, schedule="constant", warmup=0.0, steps=125)
+    default = settings_grid(current)
+    assert [s["lr"] for s in default] == sorted(DEFAULT_LRS) and {s["schedule"] for s in default} == {"constant"}
+    assert all(s["steps"] == 125 and s["warmup"] == 0.0 for s in default)
+    paper = settings_grid(current, (1e-3, 2e-5, 1e-3), ("cosine", "linear"), 0.03, 375)
+    assert [(s["schedule"], s["lr"]) for s in paper] == [("cosine", 2e-5), ("cosine", 1e-3), ("linear", 2e-5),
+                                                          ("linear", 1e-3)]
+    assert all(s["steps"] == 375 and s["warmup"] == 0.03 for s in paper)

@@ -54,3 +54,37 @@ def test_the_folders_stand_for_every_module_in_them():
     assert "src/kslottery/report" not in deps and not any(d.startswith("src/kslottery/studies") for d in deps)
     assert not any(d.startswith("src/kslottery/methods") for d in deps)  # loaded by path, listed by hand
     assert "src/kslottery/report" in stage_deps.code_deps(REPO / "stages/table.py")
+
+
+def test_calibrate_runs_the_training_command_dvc_yaml_runs():
+    """`ksl calibrate` and `ksl regime` train with pipeline.launch.finetune_command; every training
+    stage of dvc.yaml, rendered for one item, runs the same flags in the same order, with its outputs
+    where the run layout (models/PAIR/sSEED/RUN, metrics/train/..., metrics/cost/...) puts them."""
+    from kslottery.config.registry import method as registry_entry, run_name
+    from kslottery.pipeline.launch import finetune_command
+
+    pair, seed, target = "en-ca", 0, "mlp.down_proj"
+    checked = []
+    for name, stage in stages().items():
+        matrix, cmd = stage.get("matrix", {}), stage.get("do", stage)["cmd"]
+        if "stages/finetune.py" not in cmd:
+            continue
+        method = re.search(r"--method (\S+)", cmd).group(1)
+        method = matrix["method"][0] if method == "${item.method}" else method
+        item = {"pair": pair, "seed": seed, "method": method, "target": target}
+        rendered = re.sub(r"\$\{item\.(\w+)\}", lambda m: str(item[m.group(1)]), cmd)
+        rendered = rendered.replace("${accelerate}", "configs/accelerate/cpu.yaml").split()
+        entry = registry_entry(method)
+        run = run_name(method, target if entry.target else None)
+        where, metrics = f"models/{pair}/s{seed}", f"metrics/train/{pair}/s{seed}/{run}"
+        tickets = (f"{where}/tickets.json" if entry.needs_tickets else
+                   f"{where}/target-tickets@{target}.json" if entry.needs_target_tickets else None)
+        built = finetune_command("configs/accelerate/cpu.yaml", method=method, seed=seed, pair=pair,
+                                 base=Path("models/base"), data=Path(f"data/prepared/{pair}"), out=Path(f"{where}/{run}"),
+                                 metrics=Path(f"{metrics}.json"), loss_csv=Path(f"{metrics}.loss.csv"),
+                                 dev_csv=Path(f"{metrics}.dev.csv"), cost=Path(f"metrics/cost/{pair}/s{seed}/{run}.json"),
+                                 tickets=tickets and Path(tickets), target=target if entry.target else None)
+        script = rendered.index("stages/finetune.py")
+        assert rendered[script + 1:] == built[built.index(str(REPO / "stages" / "finetune.py")) + 1:], name
+        checked.append(name)
+    assert {"embed-finetune", "baseline", "ticket-finetune", "target-finetune", "target-ticket-finetune"} <= set(checked)

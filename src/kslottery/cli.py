@@ -220,18 +220,22 @@ def experiments(repo, exp_json, out, all_commits):
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Training seed.")
 @click.option("--target", help="Target methods (target-tuned, target-ticket): the ks.target pattern.")
 @click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--base", default="models/base", show_default=True, type=click.Path(file_okay=False),
+              help="The base model (prepare-model's output).")
+@click.option("--data", "data_dir", default="data/prepared", show_default=True, type=click.Path(file_okay=False),
+              help="The prepared splits ({pair}/ under it).")
 @click.option("--out", default="results", show_default=True, type=click.Path(file_okay=False),
               help="Where calibration/{pair}-s{seed}.csv, calibration.md and calibration.png go.")
 @click.option("--redraw", is_flag=True, help="Train nothing: redraw calibration.md and .png from the trials on "
                                               "file (e.g. after setting the chosen lrs in params.yaml).")
 @user_errors
-def calibrate(method, lrs, pair, seed, target, params_path, out, redraw):
+def calibrate(method, lrs, pair, seed, target, params_path, base, data_dir, out, redraw):
     """Train METHOD at several learning rates and compare their dev chrF++ (never the test set).
 
     \b
     Each trial runs the training stage as `dvc repro` would, with only METHOD's lr changed, and
     takes as long as that stage (2-5 min each on the default). Needs the pipeline's models/base,
-    data/prepared/PAIR and, for a token method (ticket, random-k, frequent-k), the tickets (run
+    data/prepared/PAIR and, for a method that trains tickets or other chosen rows, the tickets (run
     `dvc repro` first).
       ksl calibrate embed                      # lr / 3.16, lr, lr * 3.16
       ksl calibrate lora --lr 3e-4 --lr 3e-3   # add two more trials to the table
@@ -245,7 +249,7 @@ def calibrate(method, lrs, pair, seed, target, params_path, out, redraw):
 
     params = load_params(params_path)
     if redraw:
-        written = write_report(Path(out), params, Path("data/prepared"))
+        written = write_report(Path(out), params, Path(data_dir))
         if not written:
             raise click.ClickException(f"no trials under {Path(out) / 'calibration'}; run `ksl calibrate METHOD` first")
         click.echo(Path(written[0]).read_text(encoding="utf-8"))
@@ -256,7 +260,7 @@ def calibrate(method, lrs, pair, seed, target, params_path, out, redraw):
     pair = pair or params.pairs[0]
     current = params.train_settings(method).lr
     lrs = sorted(set(lrs)) if lrs else default_grid(current)
-    base, data = Path("models/base"), Path("data/prepared") / pair
+    base, data = Path(base), Path(data_dir) / pair
     tickets = Path("models") / pair / f"s{seed}" / ("tickets.json" if target is None else f"target-tickets@{target}.json")
     csv = Path(out) / "calibration" / f"{pair}-s{seed}.csv"
     check_trial_inputs(params, method, pair, seed, base, data, tickets, target)
@@ -273,7 +277,7 @@ def calibrate(method, lrs, pair, seed, target, params_path, out, redraw):
         write_text(csv, trials.to_csv(index=False))  # after every trial: a stopped sweep keeps its results
         click.echo(f"{method} lr {lr:g}: dev chrF++ {row['dev_chrf++']:.2f}, BLEU {row['dev_bleu']:.2f} "
                    f"({row['seconds']} s)")
-    written = write_report(Path(out), params, Path("data/prepared"))
+    written = write_report(Path(out), params, Path(data_dir))
     click.echo(Path(written[0]).read_text(encoding="utf-8"))
     click.echo("wrote " + ", ".join(map(str, [csv, *written])))
 
@@ -288,11 +292,15 @@ def calibrate(method, lrs, pair, seed, target, params_path, out, redraw):
 @click.option("--pair", help="Which pair's data (default: the first of params pairs).")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Training seed.")
 @click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--base", default="models/base", show_default=True, type=click.Path(file_okay=False),
+              help="The base model (prepare-model's output).")
+@click.option("--data", "data_dir", default="data/prepared", show_default=True, type=click.Path(file_okay=False),
+              help="The prepared splits ({pair}/ under it).")
 @click.option("--out", default="results", show_default=True, type=click.Path(file_okay=False),
               help="Where regime/{pair}-s{seed}.csv, regime.md and regime.png go.")
 @click.option("--redraw", is_flag=True, help="Train nothing: redraw regime.md and .png from the trials on file.")
 @user_errors
-def regime(lrs, schedules, warmup, steps, pair, seed, params_path, out, redraw):
+def regime(lrs, schedules, warmup, steps, pair, seed, params_path, base, data_dir, out, redraw):
     """Map embedding-tuning settings to the number and kind of KS tickets (and the dev score).
 
     \b
@@ -306,19 +314,15 @@ def regime(lrs, schedules, warmup, steps, pair, seed, params_path, out, redraw):
 
     from kslottery.studies.calibrate import check_trial_inputs
     from kslottery.config.registry import KS_SOURCE
-    from kslottery.studies.regime import merge_trials, read_trials, run_trial, write_report
+    from kslottery.studies.regime import merge_trials, read_trials, run_trial, settings_grid, write_report
 
     out = Path(out)
     if not redraw:
         params = load_params(params_path)
         pair = pair or params.pairs[0]
-        base, data = Path("models/base"), Path("data/prepared") / pair
+        base, data = Path(base), Path(data_dir) / pair
         check_trial_inputs(params, KS_SOURCE, pair, seed, base, data, Path("unused"))
-        current = params.train_settings(KS_SOURCE)
-        grid = [{"lr": lr, "schedule": schedule, "warmup": current.warmup if warmup is None else warmup,
-                 "steps": steps or current.steps}
-                for schedule in (schedules or (current.schedule,))
-                for lr in sorted(set(lrs) or (2e-5, 6.3e-5, 2e-4, 6.3e-4, 2e-3, 6.3e-3, 1e-2))]
+        grid = settings_grid(params.train_settings(KS_SOURCE), lrs, schedules, warmup, steps)
         csv = out / "regime" / f"{pair}-s{seed}.csv"
         trials = read_trials(csv)
         raw = yaml.safe_load(Path(params_path).read_text(encoding="utf-8"))
@@ -392,13 +396,8 @@ def shifts(pair, seed, params_path, base, models_dir, data_dir, out):
     the row's spread: which tokens the KS test selects, and why. Needs the pipeline's models/base,
     models/PAIR/sSEED/embed and tickets.json, and data/prepared/PAIR (`dvc repro ks-select`).
     """
-    from kslottery.data.corpus import read_pairs
-    from kslottery.lottery.ks import ks_2samp_rows
     from kslottery.config.registry import KS_SOURCE
-    from kslottery.data.prompts import encode_pairs
-    from kslottery.studies.shifts import input_counts, shift_by_frequency, shifts_markdown
-    from kslottery.model.saved import embedding_rows
-    from kslottery.lottery.tickets import ticket_rows
+    from kslottery.studies.shifts import run_shifts
 
     params = load_params(params_path)
     run = Path(models_dir) / pair / f"s{seed}"
@@ -407,15 +406,10 @@ def shifts(pair, seed, params_path, base, models_dir, data_dir, out):
                         (tickets, f"ks-select@{pair}-{seed}"), (train, f"prepare-data@{pair}")):
         if not path.exists():
             raise click.ClickException(f"{path} does not exist; run `dvc repro {stage}` first")
-    _, tokenizer, before, after = embedding_rows(base, embed)
-    statistic, _ = ks_2samp_rows(before, after)
-    record = json.loads(tickets.read_text(encoding="utf-8"))
-    examples = encode_pairs(tokenizer, read_pairs(train), pair, params.prompt.template,
-                            params.train_settings(KS_SOURCE).max_length)
-    counts = input_counts([e.input_ids for e in examples], before.shape[0])
-    frame = shift_by_frequency(before, after, statistic, ticket_rows(record), counts)
+    frame, markdown = run_shifts(base, embed, tickets, train, pair, seed, params.prompt.template,
+                                 params.train_settings(KS_SOURCE).max_length)
     md, csv = Path(out) / "shifts" / f"{pair}-s{seed}.md", Path(out) / "shifts" / f"{pair}-s{seed}.csv"
-    write_text(md, shifts_markdown(frame, pair, seed, len(examples), record["alpha"], record["n_tickets"]))
+    write_text(md, markdown)
     write_text(csv, frame.to_csv(index=False))
     click.echo(md.read_text(encoding="utf-8"))
     click.echo(f"wrote {md}, {csv}")

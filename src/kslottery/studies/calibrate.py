@@ -26,7 +26,7 @@ import yaml
 from kslottery import KSLotteryError
 from kslottery.atomic import atomic_file, write_text
 from kslottery.data.corpus import read_pairs
-from kslottery.pipeline.launch import accelerate_command, config_problems, stages_dir
+from kslottery.pipeline.launch import config_problems, finetune_command
 from kslottery.config.registry import method as registry_entry, names, run_entry, run_name, split_run, trained
 from kslottery.report.legend import colour, label
 from kslottery.config.params import Params
@@ -103,15 +103,11 @@ def train_in_scratch(raw_params: dict, overrides: dict, method: str, pair: str, 
     """Run the training stage of `method` as `dvc repro` would, on a copy of the params with
     `overrides`, writing into `scratch` (scratch/params.yaml, scratch/model, ...); its metrics."""
     (scratch / "params.yaml").write_text(yaml.safe_dump(with_overrides(raw_params, overrides), sort_keys=False))
-    command = accelerate_command(
-        accelerate_config, stages_dir() / "finetune.py", "--params", str(scratch / "params.yaml"), "--pair", pair,
-        "--method", method, "--seed", str(seed), "--base", str(base), "--data", str(data),
-        "--out", str(scratch / "model"), "--metrics", str(scratch / "metrics.json"),
-        "--loss-csv", str(scratch / "loss.csv"), "--dev-csv", str(scratch / "dev.csv"))
-    if target is not None:
-        command += ["--target", target]
-    if registry_entry(method).needs_tickets or registry_entry(method).needs_target_tickets:
-        command += ["--tickets", str(tickets)]
+    needs_tickets = registry_entry(method).needs_tickets or registry_entry(method).needs_target_tickets
+    command = finetune_command(accelerate_config, method=method, seed=seed, pair=pair, base=base, data=data,
+                               out=scratch / "model", metrics=scratch / "metrics.json", loss_csv=scratch / "loss.csv",
+                               dev_csv=scratch / "dev.csv", tickets=tickets if needs_tickets else None, target=target,
+                               params=scratch / "params.yaml")
     finished = subprocess.run(command)  # its log and progress bars go to the terminal
     settings = ", ".join(f"{k} {v}" for k, v in overrides.items())
     if finished.returncode != 0:

@@ -33,6 +33,18 @@ CLASS_COLUMNS = [f"n_{name}" for name in TOKEN_CLASSES]
 COLUMNS = [*SETTINGS, "alpha", "n_moved", "n_tickets", *CLASS_COLUMNS, "dev_chrf++", "dev_bleu", "final_loss", "seconds"]
 
 
+DEFAULT_LRS = (2e-5, 6.3e-5, 2e-4, 6.3e-4, 2e-3, 6.3e-3, 1e-2)
+"""The embedding lrs a map tries when none are given: 2e-5 to 1e-2, half a decade apart."""
+
+
+def settings_grid(current, lrs=(), schedules=(), warmup: float | None = None, steps: int | None = None) -> list[dict]:
+    """The trials' train.embed settings: every lr (DEFAULT_LRS if none) under every schedule (the
+    current one if none), with `warmup` and `steps` where given, else the current settings' own."""
+    return [{"lr": lr, "schedule": schedule, "warmup": current.warmup if warmup is None else warmup,
+             "steps": steps or current.steps}
+            for schedule in (schedules or (current.schedule,)) for lr in sorted(set(lrs) or DEFAULT_LRS)]
+
+
 def run_trial(raw_params: dict, setting: dict, pair: str, seed: int, base: Path, data: Path,
               accelerate_config: str) -> dict:
     """Tune the embedding with `setting` (lr, schedule, warmup, steps), select its tickets; its row."""

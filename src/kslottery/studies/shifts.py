@@ -6,13 +6,22 @@ gradient, at one step. `shift_by_frequency` groups the vocabulary rows by the nu
 inputs their token occurs in (at a position that feeds a prediction: not as the input's last token)
 and gives, per group, the rows that moved, the tickets among them, the median KS statistic D and
 the median size of the change relative to the row's own spread (mean |after - before| /
-std(before)). `ksl shifts` writes it for a pipeline run, with that run's tickets.
+std(before)). `ksl shifts` writes it for a pipeline run, with that run's tickets (`run_shifts`).
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+
+from kslottery.data.corpus import read_pairs
+from kslottery.data.prompts import encode_pairs
+from kslottery.lottery.ks import ks_2samp_rows
+from kslottery.lottery.tickets import ticket_rows
+from kslottery.model.saved import embedding_rows
 
 BUCKETS = ((0, 0), (1, 1), (2, 3), (4, 10), (11, 30), (31, 100), (101, 300), (301, None))
 """Groups of "training inputs the token occurs in", as (lowest, highest); None: no upper bound."""
@@ -69,3 +78,17 @@ def shifts_markdown(frame: pd.DataFrame, pair: str, seed: int, n_inputs: int, al
             f"inputs hold the token\n\nThe run's tuned embedding and its {n_tickets:,} tickets (alpha {alpha:g}). "
             "`change / std`: the mean absolute change (after - before) over the row's std before tuning.\n\n"
             + frame.to_markdown(index=False) + "\n")
+
+
+def run_shifts(base: Path, embed: Path, tickets: Path, train: Path, pair: str, seed: int, template: str,
+               max_length: int) -> tuple[pd.DataFrame, str]:
+    """shift_by_frequency for one pipeline run, and its markdown: from the base model, the run's tuned
+    embedding (`embed`), its tickets.json and the training split it was tuned on, encoded as the
+    stage encodes it (`template`, `max_length`)."""
+    _, tokenizer, before, after = embedding_rows(base, embed)
+    statistic, _ = ks_2samp_rows(before, after)
+    record = json.loads(tickets.read_text(encoding="utf-8"))
+    examples = encode_pairs(tokenizer, read_pairs(train), pair, template, max_length)
+    counts = input_counts([example.input_ids for example in examples], before.shape[0])
+    frame = shift_by_frequency(before, after, statistic, ticket_rows(record), counts)
+    return frame, shifts_markdown(frame, pair, seed, len(examples), record["alpha"], record["n_tickets"])
