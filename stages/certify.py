@@ -7,7 +7,6 @@ how many of them the T3 bound of docs/certification.md proves to be non-tickets 
 (kslottery.lottery.certify.shift_certificate).
 """
 
-import json
 from pathlib import Path
 
 import click
@@ -21,7 +20,7 @@ from kslottery.config.registry import KS_SOURCE
 from kslottery.model.loading import load_saved
 from kslottery.data.prompts import encode_pairs
 from kslottery.model.saved import load_embedding
-from kslottery.lottery.tickets import ticket_rows
+from kslottery.lottery.tickets import read_tickets_file, ticket_rows
 
 
 @click.command()
@@ -36,7 +35,7 @@ from kslottery.lottery.tickets import ticket_rows
 @click.option("--translations", required=True, type=click.Path(), help="TSV of the reverted model's translations.")
 def main(params_path, pair, base, embed, tickets, embed_metrics, data, out, translations):
     params = stage.start(params_path, "certify", pair)
-    rows = ticket_rows(json.loads(Path(tickets).read_text()))
+    rows = ticket_rows(read_tickets_file(tickets))
     test = read_pairs(Path(data) / "test.tsv")[: params.evaluate.limit]
     model, tokenizer = load_saved(base)
     embedding = model.get_input_embeddings().weight
@@ -53,7 +52,7 @@ def main(params_path, pair, base, embed, tickets, embed_metrics, data, out, tran
     kept_predictions = greedy_next_tokens(model, examples, tokenizer.pad_token_id, batch_size, f"certify {pair} tickets")
     hypotheses, kept_scores = decode_and_score(model, tokenizer, test, pair, params.prompt.template, params.evaluate,
                                                desc=f"translate {pair} embed with only ticket rows")
-    embed_scores = json.loads(Path(embed_metrics).read_text())
+    embed_scores = stage.read_json(embed_metrics, "rerun the embedding's evaluation (`dvc repro evaluate`)")
     result = {
         "pair": pair,
         "n_tickets": len(rows),

@@ -58,6 +58,8 @@ def main(params_path, pair, method, seed, base, data, tickets, out, metrics, los
          checkpoint_path, target):
     params = stage.start(params_path, f"finetune {run_name(method, target)} seed {seed}", pair, seed=seed)
     entry, settings = registry_entry(method), params.train_settings(method)
+    inputs = (base, data, tickets)
+    stage.check_output_dir(out, inputs)
     winners = read_tickets(tickets, method, base, params.alpha) if entry.needs_tickets else None
     check_target(entry, params, target, base)  # from the config alone: before loading
     target_rows = read_target_tickets(tickets) if entry.needs_target_tickets else None
@@ -102,7 +104,7 @@ def main(params_path, pair, method, seed, base, data, tickets, out, metrics, los
         info["token_ids"] = sorted(rows)
     card = model_card(run_name(method, target), info, params.method_settings(method) | {"seed": seed}, result.metrics(),
                       params.model.source, base, out)
-    with stage.atomic_dir(out) as tmp:
+    with stage.atomic_dir(out, inputs) as tmp:
         save_trained(model, run_name(method, target), tmp, info, state_dict=result.gathered_state)
         (tmp / "README.md").write_text(card, encoding="utf-8")  # replaces peft's empty template
     stage.write_json(metrics, result.metrics())

@@ -15,9 +15,15 @@ from kslottery.pipeline import stage
 @click.option("--out", required=True, type=click.Path(), help="Directory for train.tsv, dev.tsv, test.tsv.")
 def main(params_path, pair, corpus_path, out):
     params = stage.start(params_path, "prepare-data", pair)
+    stage.check_output_dir(out, [corpus_path])
     data = params.data
     try:
-        pairs = corpus.clean(corpus.read_pairs(corpus_path), data.max_source_words)
+        read = corpus.read_pairs(corpus_path)
+        pairs = corpus.clean(read, data.max_source_words, data.max_target_words)
+        long_targets = sum(len(p.target.split()) > data.max_target_words for p in read)
+        if long_targets:
+            stage.log.info("%s: %d pairs dropped for a target of more than %d words (data.max_target_words)",
+                           corpus_path, long_targets, data.max_target_words)
         if data.flores is None:
             splits = corpus.split(pairs, {"train": data.train_size, "dev": data.dev_size, "test": data.test_size},
                                   data.seed)
@@ -27,7 +33,7 @@ def main(params_path, pair, corpus_path, out):
         named = (str(corpus_path), data.flores.dataset) if data.flores else (str(corpus_path),)
         where = "" if str(err).startswith(named) or "config is known" in str(err) else f"{corpus_path}: "
         raise click.ClickException(f"{where}{err}") from None
-    with stage.atomic_dir(out) as tmp:
+    with stage.atomic_dir(out, [corpus_path]) as tmp:
         for name, rows in splits.items():
             corpus.write_pairs(rows, tmp / f"{name}.tsv")
     sizes = ", ".join(f"{name} {len(rows)}" for name, rows in splits.items())

@@ -18,12 +18,35 @@ def test_reads_tsv_and_jsonl(tmp_path):
         (b"Good line.\tBona.\n \tBona.\n", "a.tsv:2: empty source side"),
         (b"Good line.\t\n", "a.tsv:1: empty target side"),
         (b"Good line.\tBona.\nCaf\xe9\tCaf\xe8\n", "a.tsv:2: not valid UTF-8"),
+        (b"source\ttarget\nGood line.\tBona.\n", "a.tsv:1: a header line"),
+        (b"\xef\xbb\xbfSource\tTarget\nGood line.\tBona.\n", "a.tsv:1: a header line"),
+        (b"Good line.\tBona.\nNUL\x00 here\tB\n", "a.tsv:2: holds a NUL byte"),
+        (b'{"source": "Good.", "target": "Bona."}\n{"source": 5, "target": "Cinc."}\n', 'a.jsonl:2: "source" is 5'),
+        (b'{"source": "Good.", "target": null}\n', 'a.jsonl:1: "target" is null'),
+        (b'{"source": "Good.", "target": "Bona."}\n{"source": "Cut', "a.jsonl:2: not JSON"),
+        (b'["Good.", "Bona."]\n', 'a.jsonl:1: expected a JSON object with "source" and "target"'),
     ],
 )
 def test_bad_lines_are_reported_with_file_and_line(tmp_path, content, message):
-    (tmp_path / "a.tsv").write_bytes(content)
+    name = "a.jsonl" if content.startswith((b"{", b"[")) else "a.tsv"
+    (tmp_path / name).write_bytes(content)
     with pytest.raises(CorpusError, match=message):
-        read_pairs(tmp_path / "a.tsv")
+        read_pairs(tmp_path / name)
+
+
+def test_lines_end_at_newline_only_and_a_byte_order_mark_is_dropped(tmp_path):
+    """A form feed, U+2028 or U+0085 inside a sentence is part of it (str.splitlines would cut there);
+    CRLF endings and a UTF-8 BOM are read as the plain file."""
+    text = "\ufeffPage\x0cbreak.\tSalt\x0cde pàgina.\r\nLine\u2028separator.\tSeparador\u0085de línia.\r\n"
+    (tmp_path / "a.tsv").write_text(text, encoding="utf-8", newline="")
+    assert read_pairs(tmp_path / "a.tsv") == [SentencePair("Page\x0cbreak.", "Salt\x0cde pàgina."),
+                                              SentencePair("Line\u2028separator.", "Separador\u0085de línia.")]
+
+
+def test_long_targets_are_dropped_like_long_sources():
+    data = [SentencePair("Short.", "Curt."), SentencePair("Also short.", " ".join(["mot"] * 500))]
+    assert clean(data, max_source_words=40, max_target_words=150) == [data[0]]
+    assert clean(data, max_source_words=40) == data  # no target limit given: kept
 
 
 def test_missing_corpus_names_the_builder(tmp_path):

@@ -76,7 +76,10 @@ def test_every_bad_key_is_reported_at_once(tmp_path):
         (lambda r: r["data"].update(train_size=4), "train.batch_size: 8 is larger than data.train_size (4)"),
         (lambda r: r["train"]["lora"].update(batch_size=16) or r["data"].update(train_size=12),
          "train.lora.batch_size: 16 is larger than data.train_size (12)"),
-        (lambda r: r["prompt"].update(template="{src} {tgt} {source} {\"json\": 1}"), "prompt.template: cannot be filled"),
+        (lambda r: r["prompt"].update(template="{src} {tgt} {source} {\"json\": 1}"), "prompt.template: has {\"json\": 1}"),
+        (lambda r: r["prompt"].update(template="{src} {tgt} {source.__init__}"), "prompt.template: has {source.__init__}"),
+        (lambda r: r["prompt"].update(template="{src} {tgt} {source} {source.upper}"), "prompt.template: has {source.upper}"),
+        (lambda r: r["prompt"].update(template="{src} {tgt} {source} }"), "prompt.template: cannot be filled"),
         (lambda r: r["train"]["ticket"].update(seed=1), "train.ticket.seed: unknown key"),  # seeds is top level
         (lambda r: r.update(seeds=[]), "seeds: empty"),
         (lambda r: r.update(seeds=[0, 0]), "seeds: [0, 0] lists a seed twice"),

@@ -13,6 +13,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from kslottery import KSLotteryError
 from kslottery.pipeline import stage
 from kslottery.cli import main as ksl
 
@@ -28,8 +29,8 @@ def stage_main(name: str):
 
 def test_atomic_dir_keeps_the_old_output_when_the_block_fails(tmp_path):
     out = tmp_path / "model"
-    out.mkdir()
-    (out / "weights").write_text("old")
+    with stage.atomic_dir(out) as tmp:
+        (tmp / "weights").write_text("old")
     with pytest.raises(KeyboardInterrupt):
         with stage.atomic_dir(out) as tmp:
             (tmp / "weights").write_text("half")
@@ -38,7 +39,7 @@ def test_atomic_dir_keeps_the_old_output_when_the_block_fails(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no temporary left behind
     with stage.atomic_dir(out) as tmp:
         (tmp / "weights").write_text("new")
-    assert [p.name for p in out.iterdir()] == ["weights"] and (out / "weights").read_text() == "new"
+    assert sorted(p.name for p in out.iterdir()) == [".ksl-output", "weights"] and (out / "weights").read_text() == "new"
 
 
 def test_atomic_file_keeps_the_old_file_when_the_block_fails(tmp_path):
@@ -104,6 +105,44 @@ def test_tickets_outside_the_vocabulary_are_refused(fake_project):
     tickets.write_text(json.dumps({"tickets": [{"token_id": 5}, {"token_id": 250}]}))
     output = invoke(stage_main("finetune"), finetune_args(fake_project, "random-k", 0, tickets))
     assert "do not fit the 100-row vocabulary" in output and "rerun ks-select" in output
+
+
+BAD_TICKETS = {
+    "truncated": (b'{"tickets": [{"token_id": 5}, {"tok', "not valid JSON"),
+    "empty": (b"", "empty"),
+    "binary": (bytes(range(256)), "not UTF-8 text"),
+    "key-less": (b'{"winners": [5]}', 'a "tickets" list'),
+    "a list": (b"[5, 6]", 'a "tickets" list'),
+    "a string id": (b'{"tickets": [{"token_id": "5"}]}', 'tickets[0] has token_id "5"'),
+    "a negative id": (b'{"tickets": [{"token_id": 3}, {"token_id": -1}]}', "tickets[1] has token_id -1"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_TICKETS)
+def test_a_bad_tickets_file_is_refused_in_one_line_by_every_reader(fake_project, case):
+    content, message = BAD_TICKETS[case]
+    models = fake_project / "models"
+    tickets = models / "en-ca" / "s0" / "tickets.json"
+    tickets.parent.mkdir(parents=True)
+    tickets.write_bytes(content)
+    for args in (["finetune", *finetune_args(fake_project, "ticket", 0, tickets)], ["tickets", "en-ca", "--models", models]):
+        output = invoke(ksl, args)
+        assert message in output and str(tickets) in output and "rerun" in output, (case, output)
+        assert "Traceback" not in output and output.strip().count("\n") == 0, output
+    assert not (fake_project / "out").exists()
+
+
+def test_an_adapter_folder_without_its_manifest_is_refused_in_one_line(fake_project):
+    adapter = fake_project / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text("{}")
+    output = invoke(ksl, ["translate", "--adapter", adapter, "--base", fake_project / "base",
+                          "--params", fake_project / "params.yaml", "Hello."])
+    assert "method.json is missing" in output and "training stage" in output and "Traceback" not in output
+    (adapter / "method.json").write_text('{"method": "sparkle"}')
+    output = invoke(ksl, ["translate", "--adapter", adapter, "--base", fake_project / "base",
+                          "--params", fake_project / "params.yaml", "Hello."])
+    assert "names method 'sparkle', which this version does not know" in output
 
 
 def test_top_k_larger_than_the_vocabulary_is_refused(fake_project):
@@ -202,3 +241,19 @@ def test_the_next_write_removes_what_a_killed_write_left(tmp_path):
     with stage.atomic_file(tmp_path / "scores.json") as tmp:
         tmp.write_text("{}")
     assert sorted(p.name for p in tmp_path.iterdir()) == [".other.json.xyz.tmp", "model", "scores.json"]
+
+
+@pytest.mark.parametrize("content, message", [
+    (b'{"tickets": [{"module": "model.layers.0.mlp.down_proj", "row": 3}, {"module": "m", "ro', "not valid JSON"),
+    (b'{"tickets": [{"row": 3}]}', 'tickets[0] has no "module" name'),
+    (b'{"tickets": [{"module": "m", "row": -2}]}', "tickets[0] has row -2"),
+    (b'{"tickets": {}}', 'a "tickets" list'),
+])
+def test_bad_target_tickets_are_refused_in_one_line(tmp_path, content, message):
+    from kslottery.pipeline.inputs import read_target_tickets
+
+    path = tmp_path / "target-tickets@mlp.down_proj.json"
+    path.write_bytes(content)
+    with pytest.raises(Exception) as caught:
+        read_target_tickets(str(path))
+    assert isinstance(caught.value, KSLotteryError) and message in str(caught.value) and str(path) in str(caught.value)

@@ -16,6 +16,7 @@ import click
 
 from kslottery import KSLotteryError
 from kslottery.atomic import write_text
+from kslottery.lottery.tickets import read_tickets_file
 from kslottery.pipeline.launch import stages_dir
 from kslottery.config.registry import names, trained
 from kslottery.config.params import ParamsError, load_params
@@ -81,29 +82,21 @@ def main():
 
 @main.command()
 @click.argument("params_path", default="params.yaml", type=click.Path())
-@click.option("--no-model-check", is_flag=True, help="Skip the check that the model source exists.")
+@click.option("--no-model-check", is_flag=True,
+              help="Skip the model source and device checks (params meant for another machine).")
 @click.option("--base", default="models/base", show_default=True, type=click.Path(),
               help="Prepared base model, if there is one yet: ks.top_k is checked against its vocabulary, "
-                   "ks.target against its modules.")
-def validate(params_path, no_model_check, base):
+                   "ks.target and LoRA's targets against its modules, max_length against its tokenizer.")
+@click.option("--corpus", "corpus_dir", default="data/corpus", show_default=True, type=click.Path(),
+              help="Where prepare-data reads each pair's corpus (PAIR.tsv).")
+@click.option("--data", "prepared", default="data/prepared", show_default=True, type=click.Path(),
+              help="The prepared splits, if there are any yet (PAIR/*.tsv): max_length is checked against them.")
+def validate(params_path, no_model_check, base, corpus_dir, prepared):
     """Check a params file and the files it names; list every problem with its key, value and fix."""
-    from kslottery.pipeline.launch import config_problems
-    from kslottery.model.loading import saved_vocab_size, source_problems, top_k_problem
-    from kslottery.model.targets import target_problems
+    from kslottery.model.loading import saved_vocab_size
+    from kslottery.pipeline.validate import validate as check
 
-    try:
-        params, problems, sections = load_params(params_path), [], None
-    except ParamsError as err:
-        params, problems, sections = None, list(err.problems), err.sections
-    sections = sections if params is None else {"model": params.model, "accelerate": params.accelerate}
-    if not no_model_check and "model" in sections:
-        problems += source_problems(sections["model"])
-    if "accelerate" in sections:
-        problems += config_problems(sections["accelerate"])
-    if params is not None and (problem := top_k_problem(params, base)):
-        problems.append(problem)
-    if params is not None:
-        problems += target_problems(params.ks.target, base)
+    params, problems = check(params_path, base, corpus_dir, prepared, model_check=not no_model_check)
     if problems:
         raise click.ClickException(str(ParamsError(params_path, problems)))
     click.echo(f"{params_path}: valid ({len(params.pairs)} pair(s): {', '.join(params.pairs)}; alpha {params.alpha})")
@@ -349,6 +342,7 @@ def regime(lrs, schedules, warmup, steps, pair, seed, params_path, base, data_di
 @click.option("--models", "models_dir", default="models", show_default=True, type=click.Path(file_okay=False),
               help="The pipeline's models directory ({pair}/s{seed}/tickets.json under it).")
 @click.option("--top", default=30, show_default=True, type=click.IntRange(min=1), help="How many to list.")
+@user_errors
 def tickets(pair, seed, models_dir, top):
     """List a pair's winning tickets as token strings with D, p and the l2 shift, in rank order."""
     path = Path(models_dir) / pair / f"s{seed}" / "tickets.json"
@@ -363,15 +357,18 @@ def tickets(pair, seed, models_dir, top):
     if not path.is_file():
         raise click.ClickException(f"{path} does not exist; run `dvc repro ks-select@{pair}-{seed}` first "
                                    "(or pass --models / --seed)")
-    record = json.loads(path.read_text(encoding="utf-8"))
-    click.echo(f"{pair} seed {seed}: {record['n_tickets']:,} tickets at alpha {record['alpha']} "
-               f"(ranked by {record.get('rank_by', 'p')}; {record['n_significant']:,} significant, "
-               f"{record['n_moved']:,} rows moved, of {record['vocab_size']:,})")
+    record = read_tickets_file(path, f"rerun `dvc repro ks-select@{pair}-{seed}`")
+    counts = {key: format(record[key], ",") if isinstance(record.get(key), int) else "?"
+              for key in ("n_significant", "n_moved", "vocab_size")}
+    click.echo(f"{pair} seed {seed}: {len(record['tickets']):,} tickets at alpha {record.get('alpha', '?')} "
+               f"(ranked by {record.get('rank_by', 'p')}; {counts['n_significant']} significant, "
+               f"{counts['n_moved']} rows moved, of {counts['vocab_size']})")
     click.echo(f"{'rank':>5}  {'id':>6}  {'token':<20} {'D':>7}  {'p':>10}  {'l2':>7}")
     for rank, ticket in enumerate(record["tickets"][:top], start=1):
-        l2 = ticket.get("l2")
-        click.echo(f"{rank:>5}  {ticket['token_id']:>6}  {ticket['token']!r:<20} {ticket['D']:>7.4f}  "
-                   f"{ticket['p']:>10.3g}  {'' if l2 is None else format(l2, '7.3f')}")
+        d, p, l2 = (ticket.get(key) for key in ("D", "p", "l2"))
+        number = lambda value, spec: format(value, spec) if isinstance(value, (int, float)) else ""  # noqa: E731
+        click.echo(f"{rank:>5}  {ticket['token_id']:>6}  {ticket.get('token', '')!r:<20} {number(d, '>7.4f'):>7}  "
+                   f"{number(p, '>10.3g'):>10}  {number(l2, '7.3f')}")
 
 
 @main.command()

@@ -82,15 +82,25 @@ def _seeds(seeds):
     return None
 
 
+PROMPT_FIELDS = ("src", "tgt", "source")
+
+
 def _template(template):
-    missing = [k for k in ("{src}", "{tgt}", "{source}") if k not in template]
+    import string
+
+    fix = "only {src}, {tgt}, {source} may appear in braces, write {{ }} for a literal brace"
+    try:
+        fields = [(name, spec, conversion) for _, name, spec, conversion in string.Formatter().parse(template)
+                  if name is not None]
+    except ValueError as err:
+        return f"cannot be filled ({err}); {fix}"
+    odd = [f"{{{name}{'!' + conversion if conversion else ''}{':' + spec if spec else ''}}}"
+           for name, spec, conversion in fields if name not in PROMPT_FIELDS or spec or conversion]
+    if odd:
+        return f"has {', '.join(odd)}; {fix} (no attribute, index, conversion or format spec)"
+    missing = [f"{{{name}}}" for name in PROMPT_FIELDS if name not in {field[0] for field in fields}]
     if missing:
         return f"lacks {', '.join(missing)}; the template must contain {{src}}, {{tgt}} and {{source}}"
-    try:
-        template.format(src="English", tgt="Catalan", source="text")
-    except (KeyError, IndexError, ValueError) as err:
-        return (f"cannot be filled ({type(err).__name__}: {err}); only {{src}}, {{tgt}}, {{source}} may appear "
-                "in braces, write {{ }} for a literal brace")
     return None
 
 
@@ -181,6 +191,8 @@ class DataParams:
     pair whose source is a Flores dev/test sentence)."""
     max_source_words: int = checked(at_least(1), 60)
     """Pairs whose source side has more words are dropped before splitting."""
+    max_target_words: int = checked(at_least(1), 150)
+    """Pairs whose target side has more words are dropped before splitting (prepare-data logs how many)."""
     seed: int = checked(at_least(0), 0)
     """Seed of the shuffle that makes the splits."""
 
@@ -343,13 +355,34 @@ class Params:
 # Loading: YAML -> nested dataclasses, every problem collected.
 
 
+class DuplicateKeyError(yaml.YAMLError):
+    pass
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """yaml.safe_load that refuses a key written twice in one mapping (PyYAML keeps the last one,
+    DVC refuses the file as corrupted: both must see the same file)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if key in seen:
+                raise DuplicateKeyError(f"key {key!r} is written twice (lines {seen[key] + 1} and "
+                                        f"{key_node.start_mark.line + 1}); keep one")
+            seen[key] = key_node.start_mark.line
+        return super().construct_mapping(node, deep)
+
+
 def load_params(path: str | Path) -> Params:
     """Read and validate a params file; raise ParamsError naming every bad key at once."""
     path = Path(path)
     if not path.is_file():
         raise ParamsError(path, ["file not found; pass the path of a params YAML (e.g. params.yaml)"])
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+    except DuplicateKeyError as err:
+        raise ParamsError(path, [str(err)]) from None
     except yaml.YAMLError as err:
         raise ParamsError(path, [f"not valid YAML: {err}".replace("\n", " ")]) from None
     if not isinstance(raw, dict):

@@ -25,8 +25,16 @@ class SentencePair:
     target: str
 
 
+HEADERS = {("source", "target"), ("src", "tgt"), ("src", "trg"), ("en", "ca")}
+"""First lines that name the columns instead of holding a pair (compared case-insensitively)."""
+
+
 def read_pairs(path: str | Path) -> list[SentencePair]:
-    """Read `source<TAB>target` lines (.tsv) or {"source":..,"target":..} objects (.jsonl)."""
+    """Read `source<TAB>target` lines (.tsv) or {"source":..,"target":..} objects (.jsonl).
+
+    Lines end at "\n" only ("\r\n" too): a form feed or U+2028 inside a sentence stays in it. A
+    UTF-8 byte order mark is dropped; a header line, NUL bytes, a missing or non-string side are
+    refused with the file and line."""
     path = Path(path)
     if not path.is_file():
         raise CorpusError(f"{path}: no such corpus file; build it with `python tools/build_corpus.py` or fix the path")
@@ -36,20 +44,16 @@ def read_pairs(path: str | Path) -> list[SentencePair]:
         line = path.read_bytes()[: err.start].count(b"\n") + 1
         raise CorpusError(f"{path}:{line}: not valid UTF-8 ({err.reason}); re-encode the file as UTF-8") from None
     pairs = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.removeprefix("\ufeff").split("\n"), start=1):
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
-        if path.suffix == ".jsonl":
-            try:
-                record = json.loads(line)
-                source, target = record["source"], record["target"]
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise CorpusError(f'{path}:{number}: expected a JSON object with "source" and "target"') from None
-        else:
-            fields = line.split("\t")
-            if len(fields) != 2:
-                raise CorpusError(f"{path}:{number}: expected source<TAB>target, found {len(fields) - 1} tab(s)")
-            source, target = fields
+        if "\x00" in line:
+            raise CorpusError(f"{path}:{number}: holds a NUL byte (a binary file, or UTF-16?); save it as UTF-8 text")
+        source, target = _fields(path, number, line)
+        if number == 1 and (source.strip().casefold(), target.strip().casefold()) in HEADERS:
+            raise CorpusError(f"{path}:1: a header line ({source.strip()!r}, {target.strip()!r}), not a pair; "
+                              "delete it (the file holds pairs only)")
         source, target = source.strip(), target.strip()
         if not source or not target:
             side = "source" if not source else "target"
@@ -58,19 +62,43 @@ def read_pairs(path: str | Path) -> list[SentencePair]:
     return pairs
 
 
+def _fields(path: Path, number: int, line: str) -> tuple[str, str]:
+    """The two sides of one line of a .jsonl or .tsv corpus file."""
+    if path.suffix == ".jsonl":
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise CorpusError(f"{path}:{number}: not JSON ({err.msg}); write one "
+                              '{"source": "...", "target": "..."} object per line') from None
+        if not isinstance(record, dict) or not {"source", "target"} <= record.keys():
+            raise CorpusError(f'{path}:{number}: expected a JSON object with "source" and "target"')
+        for side in ("source", "target"):
+            if not isinstance(record[side], str):
+                raise CorpusError(f'{path}:{number}: "{side}" is {json.dumps(record[side])}, not a string; '
+                                  "write the sentence as a JSON string")
+        return record["source"], record["target"]
+    fields = line.split("\t")
+    if len(fields) != 2:
+        raise CorpusError(f"{path}:{number}: expected source<TAB>target, found {len(fields) - 1} tab(s)")
+    return fields[0], fields[1]
+
+
 def write_pairs(pairs: list[SentencePair], path: Path) -> None:
     with open(path, "w", encoding="utf-8") as out:
         for pair in pairs:
             out.write(f"{pair.source}\t{pair.target}\n")
 
 
-def clean(pairs: list[SentencePair], max_source_words: int) -> list[SentencePair]:
-    """Drop over-long sources and keep one translation per source sentence (the first)."""
+def clean(pairs: list[SentencePair], max_source_words: int, max_target_words: int | None = None) -> list[SentencePair]:
+    """Drop pairs whose source (or target) has more words than the limit, and keep one translation
+    per source sentence (the first)."""
     seen: set[str] = set()
     kept = []
     for pair in pairs:
         key = pair.source.casefold()
         if key in seen or len(pair.source.split()) > max_source_words:
+            continue
+        if max_target_words is not None and len(pair.target.split()) > max_target_words:
             continue
         seen.add(key)
         kept.append(pair)

@@ -10,10 +10,14 @@ from dataclasses import dataclass
 
 import torch
 
+from kslottery import KSLotteryError
 from kslottery.config.languages import LANGUAGE_NAMES
 
-
 IGNORE_INDEX = -100  # label of prompt and padding tokens: no loss there
+
+
+class PromptError(KSLotteryError, ValueError):
+    """A prompt that does not fit the settings (max_length); the message names the key and the fix."""
 
 
 def split_pair(pair: str) -> tuple[str, str]:
@@ -49,8 +53,9 @@ def encode_example(tokenizer, prompt: str, target: str, max_length: int) -> Exam
     """Token ids of prompt + target + eos, with the loss only on target and eos."""
     prompt_ids = encode_prompt(tokenizer, prompt)
     if len(prompt_ids) >= max_length:
-        raise ValueError(f"a prompt of {len(prompt_ids)} tokens leaves no room for the target within "
-                         f"max_length={max_length}; raise the stage's max_length or shorten data.max_source_words")
+        raise PromptError(f"max_length: {max_length} leaves no room for the target after a prompt of "
+                          f"{len(prompt_ids)} tokens; raise train.max_length (or the method's own) above "
+                          f"{len(prompt_ids)}, or lower data.max_source_words")
     target_ids = tokenizer(" " + target, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
     target_ids = target_ids[: max_length - len(prompt_ids)]  # long targets lose their end
     input_ids = prompt_ids + target_ids
@@ -59,8 +64,18 @@ def encode_example(tokenizer, prompt: str, target: str, max_length: int) -> Exam
 
 
 def encode_pairs(tokenizer, pairs, pair: str, template: str, max_length: int) -> list[Example]:
-    """Training examples for SentencePairs of language pair `pair` (e.g. 'en-ca')."""
+    """Training examples for SentencePairs of language pair `pair` (e.g. 'en-ca'); refused whole if
+    the longest prompt leaves no room for its target (PromptError, before any is encoded)."""
+    if pairs and (longest := longest_prompt(tokenizer, pairs, pair, template)) >= max_length:
+        raise PromptError(f"max_length: {max_length} leaves no room for the target after the longest prompt "
+                          f"({longest} tokens); raise train.max_length (or the method's own) above {longest}, "
+                          "or lower data.max_source_words")
     return [encode_example(tokenizer, format_prompt(template, pair, p.source), p.target, max_length) for p in pairs]
+
+
+def longest_prompt(tokenizer, pairs, pair: str, template: str) -> int:
+    """The token count of the longest prompt of `pairs` (0 for none)."""
+    return max((len(encode_prompt(tokenizer, format_prompt(template, pair, p.source))) for p in pairs), default=0)
 
 
 def collate(examples: list[Example], pad_token_id: int) -> dict[str, torch.Tensor]:

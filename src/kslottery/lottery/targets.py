@@ -10,9 +10,13 @@ Which matrices a pattern names, and what a target method trains of them, is mode
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import torch
 
+from kslottery.atomic import read_json, require
 from kslottery.lottery.tickets import Tickets
 
 
@@ -52,6 +56,22 @@ def target_record(tickets: Tickets, names: list[str], matrices: list[np.ndarray]
             for m, r, d, p in zip(chosen_modules, row[tickets.token_ids], tickets.statistic, tickets.pvalue)
         ],
     }
+
+
+def read_target_tickets_file(path: str | Path,
+                             fix: str = "rerun target-select (`dvc repro target-select`) to write it") -> dict:
+    """A target-tickets record (what target-select wrote), refused in one line if it is not one: a
+    JSON object whose "tickets" is a list of objects with a "module" name and an integer "row" >= 0."""
+    record = read_json(path, fix)
+    require(path, isinstance(record, dict) and isinstance(record.get("tickets"), list),
+            'expected a JSON object with a "tickets" list (target-select\'s target tickets)', fix)
+    for number, ticket in enumerate(record["tickets"]):
+        ticket = ticket if isinstance(ticket, dict) else {}
+        row, module = ticket.get("row"), ticket.get("module")
+        require(path, isinstance(module, str) and module != "", f'tickets[{number}] has no "module" name', fix)
+        require(path, isinstance(row, int) and not isinstance(row, bool) and row >= 0,
+                f"tickets[{number}] has row {json.dumps(row)}, not a row index (an integer >= 0)", fix)
+    return record
 
 
 def ticket_rows_by_module(record: dict) -> dict[str, list[int]]:

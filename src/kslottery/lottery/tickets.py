@@ -11,11 +11,15 @@ The rows a control trains instead are its method's rule (src/kslottery/methods/)
 
 from __future__ import annotations
 
+import json
+
 import unicodedata
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
+from kslottery.atomic import read_json, require
 from kslottery.data.training_tokens import TrainingTokens
 
 
@@ -114,6 +118,19 @@ def histogram_csv(statistic: np.ndarray, ticket_ids: np.ndarray) -> str:
 def ticket_rows(record: dict) -> list[int]:
     """The token ids of a tickets.json record (Tickets.record), in rank order."""
     return [ticket["token_id"] for ticket in record["tickets"]]
+
+
+def read_tickets_file(path: str | Path, fix: str = "rerun ks-select (`dvc repro ks-select`) to write it") -> dict:
+    """A tickets.json record (what ks-select wrote), refused in one line if it is not one: a JSON
+    object whose "tickets" is a list of objects with a non-negative integer "token_id"."""
+    record = read_json(path, fix)
+    require(path, isinstance(record, dict) and isinstance(record.get("tickets"), list),
+            'expected a JSON object with a "tickets" list (ks-select\'s tickets.json)', fix)
+    for number, ticket in enumerate(record["tickets"]):
+        token_id = ticket.get("token_id") if isinstance(ticket, dict) else None
+        require(path, isinstance(token_id, int) and not isinstance(token_id, bool) and token_id >= 0,
+                f"tickets[{number}] has token_id {json.dumps(token_id)}, not a token id (an integer >= 0)", fix)
+    return record
 
 
 TOKEN_CLASSES = ("template", "punctuation", "frequent", "content")

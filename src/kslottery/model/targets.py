@@ -33,15 +33,25 @@ def matching_linears(model, pattern: str) -> dict[str, torch.nn.Linear]:
     return found
 
 
+def meta_model(base_dir: str | Path):
+    """The prepared base model built from its config alone, on the meta device (no weights read);
+    None before prepare-model has run."""
+    if not (Path(base_dir) / "config.json").is_file():
+        return None
+    try:
+        config = AutoConfig.from_pretrained(base_dir)
+    except (OSError, ValueError, KeyError):  # not a transformers config: load_saved says so where it matters
+        return None
+    with torch.device("meta"):
+        return AutoModelForCausalLM.from_config(config)
+
+
 def target_problems(patterns, base_dir: str | Path) -> list[str]:
     """Patterns of ks.target that match no linear module of the prepared base model, found from its
-    config alone (the model is built on the meta device: no weights are read). Nothing to check
-    before prepare-model has run."""
-    config_path = Path(base_dir) / "config.json"
-    if not patterns or not config_path.is_file():
+    config alone. Nothing to check before prepare-model has run."""
+    model = meta_model(base_dir) if patterns else None
+    if model is None:
         return []
-    with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(base_dir))
     problems = []
     for pattern in patterns:
         try:
@@ -49,6 +59,23 @@ def target_problems(patterns, base_dir: str | Path) -> list[str]:
         except ValueError as err:
             problems.append(str(err))
     return problems
+
+
+def unmatched_modules(model, key: str, names) -> list[str]:
+    """One line per name of `names` (module-name suffixes, as peft's target_modules) that matches no
+    linear module of `model`, naming params key `key` and the kinds of linear module there are."""
+    linears = linear_modules(model)
+    kinds = sorted({".".join(name.split(".")[-2:]) for name in linears})
+    return [f"{key}: {name!r} matches no linear module of the model; its linear modules end with "
+            f"{', '.join(kinds[:12])}{' ...' if len(kinds) > 12 else ''}"
+            for name in names if not any(matches(module, name) for module in linears)]
+
+
+def lora_problems(targets, base_dir: str | Path, key: str = "train.lora.targets") -> list[str]:
+    """LoRA targets (params key `key`) that match no linear module of the prepared base model (from
+    its config alone); nothing to check before prepare-model has run."""
+    model = meta_model(base_dir)
+    return [] if model is None else unmatched_modules(model, key, targets)
 
 
 def rows_to_train(model, pattern: str, tickets: dict[str, list[int]] | None = None) -> dict[str, list[int] | None]:

@@ -3,15 +3,12 @@ the tickets of a token method, the target tickets and pattern of a target method
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import click
 
 from kslottery.config.params import Params
 from kslottery.config.registry import Method
-from kslottery.lottery.targets import ticket_rows_by_module
-from kslottery.lottery.tickets import ticket_rows
+from kslottery.lottery.targets import read_target_tickets_file, ticket_rows_by_module
+from kslottery.lottery.tickets import read_tickets_file, ticket_rows
 from kslottery.model.loading import saved_vocab_size
 from kslottery.model.targets import target_problems
 
@@ -33,7 +30,7 @@ def read_tickets(path: str | None, method: str, base: str, alpha: float) -> list
     """The ticket rows a token method reads (its rows, or its k), checked against the base's vocabulary."""
     if path is None:
         raise click.UsageError(f"--tickets is required for {method}")
-    rows = ticket_rows(json.loads(Path(path).read_text()))
+    rows = ticket_rows(read_tickets_file(path))
     if not rows:
         raise click.ClickException(f"{path} holds no tickets: no row is significant at alpha={alpha}; "
                                    "raise alpha or train the embedding harder (train.embed)")
@@ -48,8 +45,9 @@ def read_target_tickets(path: str | None) -> dict[str, list[int]]:
     """The target ticket rows by module (target-select's JSON)."""
     if path is None:
         raise click.UsageError("--tickets (target-select's JSON) is required for target-ticket")
-    rows = ticket_rows_by_module(json.loads(Path(path).read_text()))
+    rows = ticket_rows_by_module(read_target_tickets_file(path))
     if not rows:
         raise click.ClickException(f"{path} holds no target tickets: no row is significant; raise alpha or tune "
                                    "the target harder (train.target_tuned)")
     return rows
+

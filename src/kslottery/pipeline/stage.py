@@ -14,7 +14,8 @@ from pathlib import Path
 import click
 
 from kslottery import KSLotteryError
-from kslottery.atomic import atomic_dir, atomic_file, write_json, write_text  # noqa: F401 (for the stages)
+from kslottery.atomic import (atomic_dir, atomic_file, check_output_dir, read_json, write_json,  # noqa: F401 (for the stages)
+                              write_text)
 from kslottery.config.params import Params, ParamsError, load_params
 
 log = logging.getLogger("kslottery")
@@ -42,6 +43,16 @@ def setup_logging() -> None:
         transformers_logging.disable_progress_bar()
 
 
+def experiment_note() -> str:
+    """Under `dvc exp run` (DVC sets DVC_EXP_NAME for its stages): how params.yaml was left, and how
+    to get it back. `-S KEY=VALUE` rewrites params.yaml before any stage runs and leaves it so when a
+    stage refuses the value (flow lists as block lists, every null blanked); empty otherwise."""
+    if not os.environ.get("DVC_EXP_NAME"):
+        return ""
+    return ("\n(`dvc exp run -S` wrote these values into params.yaml and leaves the file so: "
+            "`git diff params.yaml` shows what it changed, `git checkout params.yaml` restores the committed one)")
+
+
 def start(params_path: str | Path, stage: str, pair: str | None = None, seed: int | None = None) -> Params:
     """Log the stage, load and validate params (exit with every problem listed if any), and check
     that the stage's pair and seed are among the params' `pairs` and `seeds`."""
@@ -49,7 +60,7 @@ def start(params_path: str | Path, stage: str, pair: str | None = None, seed: in
     try:
         params = load_params(params_path)
     except ParamsError as err:
-        raise click.ClickException(str(err)) from None
+        raise click.ClickException(str(err) + experiment_note()) from None
     if pair is not None and pair not in params.pairs:
         raise click.ClickException(f"pair {pair!r} is not in pairs {list(params.pairs)} of {params_path}; "
                                    "add it there (dvc.yaml runs one stage per pair)")

@@ -13,7 +13,6 @@ nested summary that is the pipeline's one DVC metrics file.
 from __future__ import annotations
 
 import csv
-import json
 import re
 from collections import Counter
 from itertools import combinations
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from kslottery.atomic import read_json, require
 from kslottery.lottery.tickets import TOKEN_CLASSES
 from kslottery.evaluation.scoring import PROTOCOL_LABELS, PROTOCOLS, TRANSLATION_COLUMNS, score_key
 from kslottery.config.registry import BASE, TICKETS, in_scope, methods, split_run
@@ -43,7 +43,8 @@ def read_records(directory: str | Path, pairs=None, seeds=None, targets=None) ->
     passes the current ones."""
     records = []
     for path in sorted(Path(directory).rglob("*.json")):
-        record = json.loads(path.read_text(encoding="utf-8"))
+        record = read_json(path, "rerun the stage that wrote it (`dvc repro`), or delete it if its stage is gone")
+        require(path, isinstance(record, dict), "expected a JSON object (a metrics record)", "rerun the stage that wrote it")
         parts = path.relative_to(directory).parts
         path_seeds = [int(m.group(1)) for part in parts if (m := SEED_DIR.match(part))]
         if record.get("seed") is None and path_seeds:

@@ -11,7 +11,6 @@ std(before)). `ksl shifts` writes it for a pipeline run, with that run's tickets
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,7 @@ import pandas as pd
 from kslottery.data.corpus import read_pairs
 from kslottery.data.prompts import encode_pairs
 from kslottery.lottery.ks import ks_2samp_rows
-from kslottery.lottery.tickets import ticket_rows
+from kslottery.lottery.tickets import read_tickets_file, ticket_rows
 from kslottery.model.saved import embedding_rows
 
 BUCKETS = ((0, 0), (1, 1), (2, 3), (4, 10), (11, 30), (31, 100), (101, 300), (301, None))
@@ -87,7 +86,7 @@ def run_shifts(base: Path, embed: Path, tickets: Path, train: Path, pair: str, s
     stage encodes it (`template`, `max_length`)."""
     _, tokenizer, before, after = embedding_rows(base, embed)
     statistic, _ = ks_2samp_rows(before, after)
-    record = json.loads(tickets.read_text(encoding="utf-8"))
+    record = read_tickets_file(tickets)
     examples = encode_pairs(tokenizer, read_pairs(train), pair, template, max_length)
     counts = input_counts([example.input_ids for example in examples], before.shape[0])
     frame = shift_by_frequency(before, after, statistic, ticket_rows(record), counts)
