@@ -1,4 +1,5 @@
-"""DVC stage certify@pair-seed: the embedding-tuned model with every non-ticket row reverted to the base.
+"""DVC stage certify@pair-seed: test the tickets alone; the embedding-tuned model with every non-ticket row
+reverted to the base.
 
 Compares it with the embedding-tuned model on the test set: teacher-forced next-token agreement,
 next-token accuracy of each, and the BLEU/chrF++ of its translations against the embedding-tuned

@@ -1,4 +1,4 @@
-"""DVC stage table: the paper's comparison table, its companions, the plots and metrics/summary.json."""
+"""DVC stage table: write the paper's comparison table; its companions, the plots and metrics/summary.json."""
 
 from functools import partial
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""DVC stage target-select@pair-seed-target: KS beyond the embedding. KS-test every row (output unit) of
+"""DVC stage target-select@pair-seed-target: KS beyond the embedding; KS-test every row (output unit) of
 the matrices a ks.target pattern names, before vs after their tuning; keep the significant rows."""
 
 import click

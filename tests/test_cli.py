@@ -72,6 +72,7 @@ def test_every_stage_is_a_ksl_command_with_its_own_help(tmp_path):
         if name != "table":  # `ksl table` prints the table from the committed metrics
             result = runner.invoke(main, [name, "--help"])
             assert result.exit_code == 0 and f"Usage: ksl {name}" in result.output and "--params" in result.output
+            assert "DVC stage" in result.output.split("Options:")[0], name  # what the stage does, before its options
     for name in main.list_commands(None):  # the hand-typed ones too: calibrate, tickets, translate, use, ...
         result = runner.invoke(main, [name, "--help"])
         usage = result.output.splitlines()[0] if result.output else ""
@@ -82,6 +83,12 @@ def test_every_stage_is_a_ksl_command_with_its_own_help(tmp_path):
                                   "--corpus", str(tmp_path / "corpus.tsv"), "--out", str(tmp_path / "out")])
     assert result.exit_code == 1 and "corpus has 1 usable pairs but the splits need 1150" in result.output
     assert not (tmp_path / "out").exists()
+
+
+def test_ksl_help_lists_every_command_with_a_whole_sentence():
+    listing = CliRunner().invoke(main, ["--help"]).output.split("Commands:")[1]
+    entries = " ".join(listing.split()).split(". ")
+    assert len(entries) >= len(main.list_commands(None)) and "..." not in listing, listing
 
 
 def test_experiments_leaves_the_committed_table_alone_without_experiments(tmp_path):

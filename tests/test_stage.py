@@ -257,3 +257,13 @@ def test_bad_target_tickets_are_refused_in_one_line(tmp_path, content, message):
     with pytest.raises(Exception) as caught:
         read_target_tickets(str(path))
     assert isinstance(caught.value, KSLotteryError) and message in str(caught.value) and str(path) in str(caught.value)
+
+
+def test_a_value_refused_under_dvc_exp_run_says_how_params_yaml_was_left(fake_project, monkeypatch):
+    write_params(fake_project, alpha=2)
+    monkeypatch.delenv("DVC_EXP_NAME", raising=False)
+    plain = invoke(ksl, ["finetune", *finetune_args(fake_project, "embed", 0)])
+    assert "alpha: 2" in plain and "dvc exp run" not in plain
+    monkeypatch.setenv("DVC_EXP_NAME", "canny-rims")  # what DVC sets for the stages of an experiment
+    output = invoke(ksl, ["finetune", *finetune_args(fake_project, "embed", 0)])
+    assert "alpha: 2" in output and "`git checkout params.yaml` restores the committed one" in output

@@ -10,6 +10,7 @@ import ast
 import functools
 import importlib
 import json
+import re
 from pathlib import Path
 
 import click
@@ -35,6 +36,16 @@ def user_errors(command):
     return wrapper
 
 
+def summary(text: str) -> str:
+    """A command's line in `ksl --help`: the first clause of its help's first paragraph (after a stage
+    script's "DVC stage NAME: "), without its parentheses, capitalized: click never cuts it mid-sentence."""
+    paragraph = " ".join(text.split("\n\n", 1)[0].split())
+    if paragraph.startswith("DVC stage"):
+        paragraph = paragraph.split(": ", 1)[-1]
+    clause = re.split(r"\. |; |: ", re.sub(r" \([^)]*\)", "", paragraph), maxsplit=1)[0].rstrip(".")
+    return clause[:1].upper() + clause[1:] + "."
+
+
 class StageCommand(click.Command):
     """`ksl NAME ARGS...` runs the stage script kslottery.stages.NAME (stages/NAME.py, what dvc.yaml
     runs) with ARGS, importing it only then, so that `ksl --help` stays fast; `ksl NAME --help`
@@ -42,13 +53,14 @@ class StageCommand(click.Command):
 
     def __init__(self, name: str, script: Path):
         docstring = ast.get_docstring(ast.parse(script.read_text(encoding="utf-8"))) or ""
-        super().__init__(name, help=docstring, short_help=docstring.split("\n", 1)[0].split(": ", 1)[-1],
+        super().__init__(name, help=docstring, short_help=summary(docstring),
                          add_help_option=False, context_settings={"ignore_unknown_options": True,
                                                                   "allow_extra_args": True})
         self.script = script
 
     def invoke(self, ctx):
         module = importlib.import_module(f"kslottery.stages.{self.script.stem}")
+        module.main.help = module.main.help or self.help  # `ksl STAGE --help` opens with what the stage does
         args = ["--help" if arg == "-h" else arg for arg in ctx.args]  # -h, as for every other ksl command
         return user_errors(module.main.main)(args=args, prog_name=f"ksl {self.name}", standalone_mode=False)
 
@@ -67,6 +79,8 @@ class Commands(click.Group):
         command = super().get_command(ctx, name)
         if command is None and name in self._stages():
             command = StageCommand(name, self._stages()[name])
+        if command is not None and command.short_help is None and command.help:
+            command.short_help = summary(command.help)
         return command
 
 
