@@ -1,4 +1,4 @@
-"""DVC stage table: write the paper's comparison table; its companions, the plots and metrics/summary.json."""
+"""DVC stage table: write the paper's comparison table; its companions, the plots and the metrics (metrics/summary/)."""
 
 from functools import partial
 from pathlib import Path
@@ -7,7 +7,8 @@ import click
 
 from kslottery.pipeline import stage
 from kslottery.report.figures import plot_cost, plot_ks_histogram, plot_losses, plot_scores
-from kslottery.report.tables import cost_markdown, cost_table, read_records, report_markdown, summary
+from kslottery.report.tables import (cost_markdown, cost_table, read_records, report_markdown, summary,
+                                     summary_files)
 
 
 @click.command()
@@ -22,8 +23,9 @@ from kslottery.report.tables import cost_markdown, cost_table, read_records, rep
 @click.option("--out", required=True, type=click.Path(),
               help="Directory for table.md, table.csv, scores.png, loss_curves.png, ks_histogram.png and (with "
                    "--cost-dir) cost.md, cost.csv and cost.png.")
-@click.option("--summary", "summary_path", type=click.Path(), help="Nested metrics JSON for `dvc metrics`.")
-def main(params_path, eval_dir, certify_dir, ks_dir, train_dir, cost_dir, out, summary_path):
+@click.option("--summary", "summary_dir", type=click.Path(),
+              help="Directory for the DVC metrics: PAIR/METHOD.json, PAIR/ks-select.json, PAIR/certify.json.")
+def main(params_path, eval_dir, certify_dir, ks_dir, train_dir, cost_dir, out, summary_dir):
     params = stage.start(params_path, "table")
     # outputs of removed pairs, seeds and ks.target patterns stay on disk: skip them
     pairs, seeds, targets = set(params.pairs), set(params.seeds), set(params.ks.target)
@@ -50,11 +52,21 @@ def main(params_path, eval_dir, certify_dir, ks_dir, train_dir, cost_dir, out, s
                 figures.append(out / name)
             else:
                 raise click.ClickException(f"no data for {name} under {directory}; run the stages before the table")
-    if summary_path:
-        stage.write_json(summary_path, summary(eval_dir, certify_dir, ks_dir, train_dir, pairs, seeds, targets))
+    if summary_dir:
+        write_summary(Path(summary_dir), summary_files(summary(eval_dir, certify_dir, ks_dir, train_dir, pairs, seeds,
+                                                               targets)))
     print(markdown)
     stage.log.info("wrote %s, %s, %s%s", out / "table.md", out / "table.csv", ", ".join(map(str, figures)),
-                   f" and {summary_path}" if summary_path else "")
+                   f" and {summary_dir}/" if summary_dir else "")
+
+
+def write_summary(directory: Path, files: dict[str, dict]) -> None:
+    """The metrics files, each written whole; a file of a pair or method no longer summarised goes."""
+    for stale in sorted(directory.rglob("*.json")) if directory.is_dir() else []:
+        if stale.relative_to(directory).as_posix() not in files:
+            stale.unlink()
+    for name, record in files.items():
+        stage.write_json(directory / name, record)
 
 
 if __name__ == "__main__":

@@ -92,9 +92,10 @@ def test_ksl_help_lists_every_command_with_a_whole_sentence():
 
 
 def test_experiments_leaves_the_committed_table_alone_without_experiments(tmp_path):
-    summary = {"en-ca": {"ticket": {"chrf++": 24.7, "bleu": 5.9}, "tickets": {"n_tickets": 2478}}}
+    metrics = {"metrics/summary/en-ca/ticket.json": {"data": {"chrf++": 24.7, "bleu": 5.9}},
+               "metrics/summary/en-ca/ks-select.json": {"data": {"n_tickets": 2478}}}
     only_workspace = [{"rev": "workspace", "data": {"params": {"params.yaml": {"data": {"alpha": 0.05}}},
-                                                    "metrics": {"metrics/summary.json": {"data": summary}}}}]
+                                                    "metrics": metrics}}]
     (tmp_path / "exp.json").write_text(json.dumps(only_workspace))
     (tmp_path / "experiments.md").write_text("the committed sweep\n")
     result = CliRunner().invoke(main, ["experiments", "--exp-json", str(tmp_path / "exp.json"), "--out", str(tmp_path)])

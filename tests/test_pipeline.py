@@ -153,10 +153,15 @@ def test_dvc_repro_end_to_end(tmp_path, tiny_model_dir):
     assert (project / "results/scores.png").stat().st_size > 1000 and (project / "results/cost.png").stat().st_size > 1000
     costs = (project / "results/cost.md").read_text()
     assert "s / step" in costs and "ks-select: the KS test of" in costs and "s / step" not in table
-    summary = json.loads((project / "metrics/summary.json").read_text())
-    assert summary["en-ca"]["ticket"]["seeds"] == len(SEEDS) and "chrf++_std" in summary["en-ca"]["ticket"]
-    assert set(summary["en-ca"]) >= {"base", *EMBEDDING_METHODS, "tickets", "certify"}
-    assert "whole_chrf++" in summary["en-ca"]["ticket"] and "n_content" in summary["en-ca"]["tickets"]
+    summary = {path.stem: json.loads(path.read_text()) for path in (project / "metrics/summary/en-ca").glob("*.json")}
+    assert summary["ticket"]["seeds"] == len(SEEDS) and "chrf++_std" in summary["ticket"]
+    assert set(summary) >= {"base", *EMBEDDING_METHODS, "ks-select", "certify"}
+    assert "whole_chrf++" in summary["ticket"] and summary["ks-select"]["n_tickets"] > 0
+    # `dvc metrics show --md`: one row per method (a file each), a handful of columns
+    shown = dvc(["metrics", "show", "--md"], project).strip().splitlines()
+    header, rows = shown[0].strip("|").split("|"), shown[2:]
+    assert len(header) <= 12 and len(rows) == len(summary), shown
+    assert any(row.startswith("| metrics/summary/en-ca/ticket.json ") for row in rows), shown
     run(["git", "add", "-A"], project)
     run(["git", "commit", "-q", "-m", "results"], project)
     assert stale_stages(project) == set()
@@ -209,8 +214,8 @@ def test_dvc_repro_end_to_end(tmp_path, tiny_model_dir):
     table = (project / "results/table.md").read_text()
     assert "target matrices only (mlp.down_proj)" in table and "target KS rows (mlp.down_proj)" in table
     assert json.loads((project / "models/en-ca/s0/tickets.json").read_text())["alpha"] == 0.4
-    shown = dvc(["metrics", "show"], project)  # one nested file: a column per pair.method.score
-    assert "metrics/summary.json" in shown and "en-ca.ticket.chrf++" in shown and "en-ca.tickets.n_tickets" in shown
+    diff = dvc(["metrics", "diff", "--md"], project)  # the experiment against its baseline: by file and metric
+    assert "metrics/summary/en-ca/ticket.json" in diff and "chrf++" in diff
 
     # The experiments side by side: alpha is the swept column, one row per experiment.
     run([sys.executable, "-m", "kslottery.cli", "experiments", "--repo", str(project), "--out", str(project / "results")],

@@ -8,6 +8,7 @@ import pytest
 
 from kslottery.report.tables import (build_table, certification_markdown, cost_markdown, cost_table, gain_shares_markdown,
                                overlap_markdown, params_note, read_records, report_markdown, summary,
+                               summary_files,
                                to_markdown)
 from kslottery.report.figures import plot_cost, plot_scores
 from kslottery.studies.sweep import alpha_sweep, experiment_table, plot_alpha_sweep
@@ -205,6 +206,11 @@ def test_summary_is_nested_pair_method_score(tmp_path):
         "ticket": {"bleu": 5.0, "chrf++": 26.0, "bleu_std": 0.0, "chrf++_std": 2.8284, "seeds": 2,
                    "trainable_params": 10, "final_loss": 3.5},
         "tickets": {"n_tickets": 10, "n_significant": 10, "n_moved": 30.5}}}
+    assert summary_files(result) == {  # the metrics files: one small flat record per method
+        "en-ca/base.json": {"chrf++": 8.0, "bleu": 0.5, "trainable_params": 0},
+        "en-ca/ticket.json": {"chrf++": 26.0, "chrf++_std": 2.8284, "bleu": 5.0, "bleu_std": 0.0, "seeds": 2,
+                              "trainable_params": 10},
+        "en-ca/ks-select.json": {"n_tickets": 10, "n_moved": 30.5}}
 
 
 def exp_show_entry(name, alpha, chrf, tickets, rank_by="p", top_k=None):
@@ -213,9 +219,9 @@ def exp_show_entry(name, alpha, chrf, tickets, rank_by="p", top_k=None):
         "params": {"params.yaml": {"data": {"alpha": alpha, "pairs": ["en-ca"],
                                             "ks": {"rank_by": rank_by, "top_k": top_k},
                                             "train": {"embed": {"lr": 0.01}}}}},
-        "metrics": {"metrics/summary.json": {"data": {"en-ca": {
-            "ticket": {"chrf++": chrf, "bleu": 1.0}, "embed": {"chrf++": 30.0, "bleu": 2.0},
-            "tickets": {"n_tickets": tickets}}}}}}}
+        "metrics": {"metrics/summary/en-ca/ticket.json": {"data": {"chrf++": chrf, "bleu": 1.0}},
+                    "metrics/summary/en-ca/embed.json": {"data": {"chrf++": 30.0, "bleu": 2.0}},
+                    "metrics/summary/en-ca/ks-select.json": {"data": {"n_tickets": tickets}}}}}
 
 
 def test_experiment_table_shows_what_was_swept(tmp_path):
@@ -245,12 +251,14 @@ def test_committed_table_is_regenerated_from_committed_metrics(tmp_path):
                              "--eval-dir", str(REPO / "metrics/eval"),
                              "--certify-dir", str(REPO / "metrics/certify"), "--ks-dir", str(REPO / "metrics/ks"),
                              "--train-dir", str(REPO / "metrics/train"), "--out", str(tmp_path),
-                             "--summary", str(tmp_path / "summary.json")],
+                             "--summary", str(tmp_path / "summary")],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "table.md").read_text() == (REPO / "results/table.md").read_text()
     assert (tmp_path / "table.csv").read_text() == (REPO / "results/table.csv").read_text()
-    assert (tmp_path / "summary.json").read_text() == (REPO / "metrics/summary.json").read_text()
+    committed = REPO / "metrics/summary"
+    made = {p.relative_to(tmp_path / "summary"): p.read_text() for p in (tmp_path / "summary").rglob("*.json")}
+    assert made == {p.relative_to(committed): p.read_text() for p in committed.rglob("*.json")}
 
 
 def _translations(path, rows):

@@ -63,16 +63,22 @@ def score_protocols(continuations: list[str], references: list[str], spbleu_toke
 
 
 def score(hypotheses: list[str], references: list[str], spbleu_tokenizer: str = "flores101") -> dict:
-    """{'bleu', 'chrf++', 'spbleu' (or None), 'n'} for one test set."""
+    """{'bleu', 'chrf++', 'spbleu' (or None), 'n', 'sacrebleu', 'signatures'} for one test set; the
+    signatures (sacrebleu's, e.g. nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:2.6.0) say
+    exactly how each score was computed, as sacrebleu asks papers to report."""
     if len(hypotheses) != len(references):
         raise ValueError(f"{len(hypotheses)} hypotheses for {len(references)} references")
+    bleu, chrf = BLEU(), CHRF(word_order=2)
     scores = {
-        "bleu": round(BLEU().corpus_score(hypotheses, [references]).score, 2),
-        "chrf++": round(CHRF(word_order=2).corpus_score(hypotheses, [references]).score, 2),
+        "bleu": round(bleu.corpus_score(hypotheses, [references]).score, 2),
+        "chrf++": round(chrf.corpus_score(hypotheses, [references]).score, 2),
         "spbleu": None,
         "n": len(references),
         "sacrebleu": sacrebleu.__version__,
+        "signatures": {"bleu": str(bleu.get_signature()), "chrf++": str(chrf.get_signature())},
     }
     if spbleu_model_path(spbleu_tokenizer) is not None:
-        scores["spbleu"] = round(BLEU(tokenize=spbleu_tokenizer).corpus_score(hypotheses, [references]).score, 2)
+        spbleu = BLEU(tokenize=spbleu_tokenizer)
+        scores["spbleu"] = round(spbleu.corpus_score(hypotheses, [references]).score, 2)
+        scores["signatures"]["spbleu"] = str(spbleu.get_signature())
     return scores

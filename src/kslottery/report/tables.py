@@ -307,6 +307,23 @@ def params_note(records: list[dict]) -> str:
     return f"\nTrainable params and % of full: the largest over the runs of a method where they differ{why}.\n"
 
 
+SCORE_LABELS = {"bleu": "BLEU", "chrf++": "chrF++", "spbleu": "spBLEU"}
+
+
+def signatures_note(records: list[dict]) -> str:
+    """The sacrebleu signature of each score, once (every record should agree; each differing one is
+    listed)."""
+    found: dict[str, set[str]] = {}
+    for record in records:
+        for score, signature in (record.get("signatures") or {}).items():
+            found.setdefault(score, set()).add(signature)
+    if not found:
+        return ""
+    parts = [f"{SCORE_LABELS.get(score, score)} `{signature}`" for score in SCORE_LABELS if score in found
+             for signature in sorted(found[score])]
+    return f"\nScore signatures (sacrebleu): {'; '.join(parts)}.\n"
+
+
 def report_markdown(eval_dir: str | Path, certify_dir: str | Path | None = None, ks_dir: str | Path | None = None,
                     pairs=None, seeds=None, targets=None) -> tuple[pd.DataFrame, str]:
     """(table, markdown): the comparison table, then the gain shares, certification and ticket
@@ -314,7 +331,7 @@ def report_markdown(eval_dir: str | Path, certify_dir: str | Path | None = None,
     records = _eval_records(eval_dir, pairs, seeds, targets)
     table = build_table(records)
     markdown = to_markdown(table) + (PROTOCOL_NOTE if any(c.endswith("(whole)") for c in table) else "")
-    markdown += params_note(records)
+    markdown += params_note(records) + signatures_note(records)
     shares = gain_shares_markdown(table)
     if shares:
         markdown += "\n" + shares
@@ -424,8 +441,9 @@ def _p(value) -> str:
 
 def summary(eval_dir: str | Path, certify_dir: str | Path | None = None, ks_dir: str | Path | None = None,
             train_dir: str | Path | None = None, pairs=None, seeds=None, targets=None) -> dict:
-    """The nested metrics file: pair -> method -> {bleu, chrf++, [std], trainable_params, final_loss}, plus
-    pair -> tickets and pair -> certify. Means over seeds; `dvc metrics diff` shows one line per leaf."""
+    """Every summarised metric: pair -> method -> {bleu, chrf++, [std], trainable_params, final_loss},
+    plus pair -> tickets and pair -> certify; means over seeds. summary_files cuts the metrics files
+    from it."""
     def mean(records, key):
         values = [r[key] for r in records if r.get(key) is not None]
         if len(set(values)) == 1:
@@ -462,6 +480,29 @@ def summary(eval_dir: str | Path, certify_dir: str | Path | None = None, ks_dir:
             result.setdefault(pair, {})[key] = {field: mean(runs, field) for field in fields
                                                 if any(field in r for r in runs)}
     return result
+
+
+SUMMARY_DIR = "metrics/summary"
+"""The pipeline's DVC metrics: one small JSON file per pair and method (PAIR/METHOD.json), plus the
+pair's KS selection (PAIR/ks-select.json) and certification (PAIR/certify.json), so that
+`dvc metrics show --md` and `dvc metrics diff --md` print one row per method, a handful of columns."""
+METHOD_SUMMARY = ("chrf++", "chrf++_std", "bleu", "bleu_std", "whole_chrf++", "whole_bleu", "seeds", "trainable_params")
+PAIR_SUMMARIES = {"tickets": ("ks-select", {"n_tickets": "n_tickets", "n_moved": "n_moved"}),
+                  "certify": ("certify", {"chrf++_tickets_only": "chrf++", "next_token_agreement": "agreement"})}
+"""summary()'s per-pair entries -> (their file's name, {summary key: the file's key})."""
+
+
+def summary_files(nested: dict) -> dict[str, dict]:
+    """summary() as the files of SUMMARY_DIR: {"PAIR/NAME.json": {key: value}}, each flat and small."""
+    files = {}
+    for pair, entries in nested.items():
+        for name, leaf in entries.items():
+            if name in PAIR_SUMMARIES:
+                file_name, keys = PAIR_SUMMARIES[name]
+                files[f"{pair}/{file_name}.json"] = {new: leaf[old] for old, new in keys.items() if leaf.get(old) is not None}
+            else:
+                files[f"{pair}/{name}.json"] = {key: leaf[key] for key in METHOD_SUMMARY if leaf.get(key) is not None}
+    return files
 
 
 def score_prefix(table: pd.DataFrame) -> str:

@@ -1,7 +1,7 @@
 """Experiments side by side: what `dvc exp run -S ...` varied, and what it changed.
 
 Input is the JSON of `dvc exp show --json` (the workspace, each commit shown, and their
-experiments, each with its params.yaml values and metrics/summary.json). Output:
+experiments, each with its params.yaml values and the metrics files of metrics/summary/). Output:
 
 * a table with one row per experiment: the params that differ between experiments (the swept
   ones: alpha, ks.rank_by, ks.top_k, train.embed.lr, ...), then per pair the ticket count
@@ -21,8 +21,8 @@ import pandas as pd
 
 from kslottery.config.registry import KS_SOURCE, TICKETS, names, token_method
 from kslottery.report.legend import colour, label, order
+from kslottery.report.tables import PAIR_SUMMARIES, SUMMARY_DIR
 
-SUMMARY = "metrics/summary.json"
 # The methods an alpha or ranking change moves (the token methods), and the embedding they are cut from
 COMPARED = (TICKETS, KS_SOURCE, *(name for name in order(names(token_method)) if name != TICKETS))
 SCORES = {"chrf++": "chrF++", "bleu": "BLEU", "whole_chrf++": "chrF++ (whole)"}
@@ -46,14 +46,24 @@ def _runs(entries: list[dict]):
     for entry in entries:
         data = entry.get("data") or {}
         params = ((data.get("params") or {}).get("params.yaml") or {}).get("data")
-        summary = ((data.get("metrics") or {}).get(SUMMARY) or {}).get("data")
-        if params is not None and summary is not None and not entry.get("error"):
+        summary = summary_of(data.get("metrics") or {})
+        if params is not None and summary and not entry.get("error"):
             rev = str(entry.get("rev", "?"))
             yield entry.get("name") or (rev if rev == "workspace" else rev[:7]), params, summary
         for experiment in entry.get("experiments") or []:
             state = (experiment.get("executor") or {}).get("state", "success")
             if state == "success":
                 yield from _runs(experiment.get("revs") or [])
+
+
+def summary_of(metrics: dict) -> dict:
+    """The metrics files of SUMMARY_DIR in one `dvc exp show` revision, as pair -> name -> record."""
+    summary: dict = {}
+    for path, entry in metrics.items():
+        parts = Path(path).parts
+        if Path(path).parent.parent.as_posix() == SUMMARY_DIR and path.endswith(".json"):
+            summary.setdefault(parts[-2], {})[Path(path).stem] = (entry or {}).get("data") or {}
+    return summary
 
 
 def _flatten(tree: dict, prefix: str = "") -> dict:
@@ -73,14 +83,14 @@ def experiment_table(exp_show: list[dict]) -> pd.DataFrame:
     for name, params, summary in _runs(exp_show):
         row = {"experiment": name, **{f"param {k}": v for k, v in _flatten(params).items()}}
         for pair, methods in sorted(summary.items()):
-            row[f"{pair} tickets"] = (methods.get("tickets") or {}).get("n_tickets")
+            row[f"{pair} tickets"] = (methods.get(PAIR_SUMMARIES["tickets"][0]) or {}).get("n_tickets")
             for method in COMPARED:
                 for score, label in SCORES.items():
                     if score in (methods.get(method) or {}):
                         row[f"{pair} {method} {label}"] = methods[method][score]
         rows.append(row)
     if not rows:
-        raise ValueError(f"no run in the `dvc exp show` output has both params.yaml and {SUMMARY}; "
+        raise ValueError(f"no run in the `dvc exp show` output has both params.yaml and {SUMMARY_DIR}/; "
                          "run the pipeline (dvc repro / dvc exp run) first")
     frame = pd.DataFrame(rows)
     frame = frame.loc[~frame.drop(columns="experiment").apply(_text).duplicated()]
