@@ -6,8 +6,8 @@ from pathlib import Path
 import click
 
 from kslottery.pipeline import stage
-from kslottery.report.figures import plot_cost, plot_ks_histogram, plot_losses, plot_scores
-from kslottery.report.tables import (cost_markdown, cost_table, read_records, report_markdown, summary,
+from kslottery.report.figures import loss_curves_frame, plot_cost, plot_ks_histogram, plot_losses, plot_scores
+from kslottery.report.tables import (cost_markdown, cost_table, dev_scores_frame, read_records, report_markdown, summary,
                                      summary_files)
 
 
@@ -45,6 +45,12 @@ def main(params_path, eval_dir, certify_dir, ks_dir, train_dir, cost_dir, out, s
         stage.write_text(out / "cost.md", cost_markdown(cost_records))
         stage.write_text(out / "cost.csv", costs.to_csv(float_format="%.4f"))
         figures.append(out / "cost.png")
+    if train_dir:  # the data of dvc.yaml's comparison plots (`dvc plots diff` compares them across revisions)
+        losses = loss_curves_frame(train_dir, pairs, seeds, targets)
+        if losses is not None:
+            stage.write_text(out / "loss_curves.csv", losses.to_csv())
+        stage.write_text(out / "dev_scores.csv",
+                         dev_scores_frame(read_records(train_dir, pairs, seeds, targets)).to_csv(index=False))
     for name, draw, directory in (("loss_curves.png", partial(plot_losses, targets=targets), train_dir),
                                   ("ks_histogram.png", plot_ks_histogram, ks_dir)):
         with stage.atomic_file(out / name) as tmp:

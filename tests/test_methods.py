@@ -29,6 +29,10 @@ def test_dvc_yaml_trains_and_evaluates_exactly_the_registered_methods():
     assert sorted(["embed", *matrix_methods("baseline")]) == sorted(plain), "embed-finetune and baseline: no tickets"
     assert sorted(matrix_methods("ticket-finetune")) == sorted(token), "ticket-finetune: the token methods"
     assert sorted(matrix_methods("evaluate")) == sorted(set(names(trained)) - set(target)), "evaluate: the others"
+    plots = {next(iter(p)): next(iter(p.values())) for p in yaml.safe_load((REPO / "dvc.yaml").read_text())["plots"]
+             if isinstance(p, dict)}
+    assert sorted(plots["results/loss_curves.csv"]["y"]) == sorted(set(names(trained)) - set(target)), \
+        "the loss comparison plot draws every method the table stage averages"
     assert sorted(matrix_methods("evaluate-target")) == sorted(target), "evaluate-target: target methods"
     stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
     assert f"--method {KS_SOURCE} " in stages["embed-finetune"]["cmd"].replace("\n", " ")

@@ -57,6 +57,17 @@ def read_losses(train_dir: str | Path, pairs, seeds, targets=None) -> dict[str, 
     return {pair: {m: pd.DataFrame(by_seed) for m, by_seed in methods.items()} for pair, methods in curves.items()}
 
 
+def loss_curves_frame(train_dir: str | Path, pairs, seeds, targets=None) -> pd.DataFrame | None:
+    """The first pair's loss per step, one column per method (mean over seeds), for DVC's loss
+    comparison plot (results/loss_curves.csv); None when there are no curves yet."""
+    curves = read_losses(train_dir, set(pairs), set(seeds), targets)
+    if not curves:
+        return None
+    methods = curves[sorted(curves)[0]]
+    frame = pd.DataFrame({method: methods[method].mean(axis=1) for method in order(methods)})
+    return frame.rename_axis("step").round(4)
+
+
 def plot_losses(train_dir: str | Path, pairs, seeds, out_png: str | Path, targets=None) -> bool:
     """Loss curves per method; False (and nothing written) when there are none yet."""
     curves = read_losses(train_dir, set(pairs), set(seeds), targets)

@@ -482,6 +482,22 @@ def summary(eval_dir: str | Path, certify_dir: str | Path | None = None, ks_dir:
     return result
 
 
+def dev_scores_frame(train_records: list[dict]) -> pd.DataFrame:
+    """The dev scores after training of the first pair, one row per method (labelled, in the table's
+    order; mean over seeds), for DVC's dev comparison plot (results/dev_scores.csv)."""
+    scored = [r for r in train_records if r.get("dev_chrf++") is not None]
+    if not scored:
+        return pd.DataFrame(columns=["method", "dev chrF++", "dev BLEU"])
+    pair = sorted({r["pair"] for r in scored})[0]
+    rows = []
+    for method in method_order({r["method"] for r in scored if r["pair"] == pair}):
+        runs = [r for r in scored if r["pair"] == pair and r["method"] == method]
+        rows.append({"method": method_label(method),
+                     "dev chrF++": round(sum(r["dev_chrf++"] for r in runs) / len(runs), 2),
+                     "dev BLEU": round(sum(r["dev_bleu"] for r in runs) / len(runs), 2)})
+    return pd.DataFrame(rows)
+
+
 SUMMARY_DIR = "metrics/summary"
 """The pipeline's DVC metrics: one small JSON file per pair and method (PAIR/METHOD.json), plus the
 pair's KS selection (PAIR/ks-select.json) and certification (PAIR/certify.json), so that
