@@ -249,6 +249,8 @@ def make_accelerator(batch_size: int) -> Accelerator:
     `batch_size` however many processes there are. Without a GPU, several processes talk over gloo."""
     accelerator = Accelerator(dataloader_config=DataLoaderConfiguration(split_batches=True),
                               cpu=not torch.cuda.is_available())
+    if accelerator.num_processes > 1:
+        log.info("accelerate: %s over %d processes", accelerator.distributed_type, accelerator.num_processes)
     launched = int(os.environ.get("WORLD_SIZE", "1"))
     if launched != accelerator.num_processes:
         raise TrainingError(f"{launched} processes were launched but accelerate joined {accelerator.num_processes}; "
