@@ -10,6 +10,7 @@ how many of them the T3 bound of docs/certification.md proves to be non-tickets 
 
 from pathlib import Path
 
+import kslottery  # noqa: F401 (first of all: it pins portable CPU kernels before torch loads)
 import click
 import torch
 

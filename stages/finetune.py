@@ -14,9 +14,11 @@ import hashlib
 import json
 from pathlib import Path
 
+import kslottery  # noqa: F401 (first of all: it pins portable CPU kernels before torch loads)
 import click
 import torch
 
+from kslottery import numerics
 from kslottery.config.registry import method as registry_entry, names, run_name, trained
 from kslottery.data.corpus import read_pairs
 from kslottery.data.prompts import encode_pairs
@@ -103,7 +105,7 @@ def main(params_path, pair, method, seed, base, data, tickets, out, metrics, los
     elif rows is not None:
         info["token_ids"] = sorted(rows)
     card = model_card(run_name(method, target), info, params.method_settings(method) | {"seed": seed}, result.metrics(),
-                      params.model.source, base, out)
+                      params.model.source, base, out, numerics.record())
     with stage.atomic_dir(out, inputs) as tmp:
         save_trained(model, run_name(method, target), tmp, info, state_dict=result.gathered_state)
         (tmp / "README.md").write_text(card, encoding="utf-8")  # replaces peft's empty template
@@ -113,7 +115,7 @@ def main(params_path, pair, method, seed, base, data, tickets, out, metrics, los
         stage.write_text(dev_csv, result.dev_csv())
     if cost_path:
         stage.write_json(cost_path, result.cost().record(pair=pair, seed=seed, method=run_name(method, target),
-                                                         saved_bytes=disk_bytes(out)))
+                                                         saved_bytes=disk_bytes(out), **numerics.record()))
     if checkpoint is not None:
         checkpoint.discard()
     stage.log.info("saved %s to %s", run_name(method, target), out)

@@ -3,9 +3,11 @@
 import time
 from pathlib import Path
 
+import kslottery  # noqa: F401 (first of all: it pins portable CPU kernels before torch loads)
 import click
 import torch
 
+from kslottery import numerics
 from kslottery.pipeline import stage
 from kslottery.lottery.certify import critical_statistic
 from kslottery.data.corpus import read_pairs
@@ -68,7 +70,7 @@ def main(params_path, pair, base, embed, data, out, metrics, histogram, cost_pat
                                      "ks_test_seconds": round(test_seconds, 4),
                                      "stage_seconds": round(time.perf_counter() - stage_start, 2),
                                      "peak_memory_bytes": memory, "memory_kind": kind,
-                                     "machine": machine(torch.device("cpu"))})
+                                     "machine": machine(torch.device("cpu")), **numerics.record()})
     stage.log.info("%s: %d tickets at alpha %g (%d rows significant, %d moved, of %d)", pair, record["n_tickets"],
                    params.alpha, record["n_significant"], record["n_moved"], record["vocab_size"])
     stage.log.info("first tickets: %s", " ".join(repr(s) for s in strings[:20]))

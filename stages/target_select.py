@@ -1,6 +1,7 @@
 """DVC stage target-select@pair-seed-target: KS beyond the embedding; KS-test every row (output unit) of
 the matrices a ks.target pattern names, before vs after their tuning; keep the significant rows."""
 
+import kslottery  # noqa: F401 (first of all: it pins portable CPU kernels before torch loads)
 import click
 import numpy as np
 

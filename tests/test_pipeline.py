@@ -186,6 +186,18 @@ def test_dvc_repro_end_to_end(tmp_path, tiny_model_dir):
     (project / "src/kslottery/methods/rare-k.py").unlink()
     assert stale_stages(project) == set()
 
+    # A remote for teams (here a local directory; S3, GCS or SSH the same way): the run pushes what
+    # it made, a fresh clone pulls it and is up to date, and the experiment below runs in the clone.
+    dvc(["remote", "add", "-d", "shared", str(tmp_path / "remote")], project)
+    run(["git", "commit", "-q", "-am", "a DVC remote"], project)
+    dvc(["push"], project)
+    clone = tmp_path / "clone"
+    run(["git", "clone", "-q", str(project), str(clone)], tmp_path)
+    dvc(["pull"], clone)
+    assert (clone / "models/en-ca/s0/embed/embedding.safetensors").is_file()
+    assert stale_stages(clone) == set()
+    project = clone
+
     # A change of alpha reruns ks-select and what follows it, never the embedding fine-tune; a
     # ks.target pattern adds its own stages (KS beyond the embedding) and leaves the embedding's be.
     # One seed, to keep the test short: the other seed's stages leave the DAG.

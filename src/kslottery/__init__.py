@@ -1,9 +1,14 @@
 """KS-Lottery: find the few token-embedding rows that carry a multilingual transfer.
 
-The library behind the DVC pipeline. Data flows one way: params -> corpus -> prompts -> models and
-surgery (which method trains what: methods.py, the registry) -> train -> ks -> tickets -> certify ->
-evaluation (translate, scoring) -> report. README.md maps each step of the paper to its function.
+The library behind the DVC pipeline, in folders by role (src/kslottery/README.md): config, methods,
+data, model, training, lottery (the paper), evaluation, report, pipeline, studies, sharing.
+Importing it pins the CPU kernels before torch loads (numerics.py), so that every stage and `ksl`
+command computes the same bytes on any x86-64 machine with AVX2.
 """
+
+from kslottery import numerics as _numerics
+
+_numerics.pin()
 
 __version__ = "0.1.0"
 

@@ -16,7 +16,7 @@ from kslottery.model.saved import form_of
 
 
 def model_card(method: str, manifest: dict, settings: dict, training: dict, base_source: str, base_dir: str,
-               out_dir: str) -> str:
+               out_dir: str, numerics: dict | None = None) -> str:
     """The README.md of a trained method's directory; `method` is the run name (METHOD@PATTERN for a
     target method)."""
     pair, seed = manifest["pair"], manifest["seed"]
@@ -52,6 +52,9 @@ def model_card(method: str, manifest: dict, settings: dict, training: dict, base
     if entry.target:
         lines.append(f"- rows trained: {manifest['rows']:,} output units, in {len(manifest['modules'])} matrices "
                      f"named by `{manifest['target']}` (their names are in `method.json`)")
+    if numerics:  # which kernels computed it: portable ones give the same bytes on any AVX2 machine
+        lines.append(f"- numerics: {numerics['numerics']} (torch CPU kernels {numerics['cpu_capability']}, "
+                     f"MKL_CBWR {numerics.get('mkl_cbwr') or 'unset'})")
     if "dev_chrf++" in training:
         lines.append(f"- dev split after training: chrF++ {training['dev_chrf++']}, BLEU {training['dev_bleu']} "
                      f"(the score learning rates are chosen on)")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from kslottery import KSLotteryError
+from kslottery import KSLotteryError, numerics
 from kslottery.atomic import (atomic_dir, atomic_file, check_output_dir, read_json, write_json,  # noqa: F401 (for the stages)
                               write_text)
 from kslottery.config.params import Params, ParamsError, load_params
@@ -57,6 +57,8 @@ def start(params_path: str | Path, stage: str, pair: str | None = None, seed: in
     """Log the stage, load and validate params (exit with every problem listed if any), and check
     that the stage's pair and seed are among the params' `pairs` and `seeds`."""
     setup_logging()
+    if "torch" in sys.modules:  # a stage that computes: on CUDA, deterministic algorithms (numerics.py)
+        numerics.deterministic_cuda()
     try:
         params = load_params(params_path)
     except ParamsError as err:

@@ -259,7 +259,7 @@ def make_accelerator(batch_size: int) -> Accelerator:
         # `accelerate launch` sets OMP_NUM_THREADS=1 for every process it starts; on a CPU the
         # processes share the cores instead (one process: all of them, as a plain `python` would).
         cores = psutil.cpu_count(logical=False) or os.cpu_count() or 1
-        threads = max(1, cores // accelerator.num_processes)
+        threads = int(os.environ.get("KSL_THREADS") or max(1, cores // accelerator.num_processes))
         if torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
             log.info("CPU: %d thread(s) per process for %d process(es)", threads, accelerator.num_processes)
