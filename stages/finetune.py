@@ -56,8 +56,11 @@ from kslottery.training.loop import train
                    "size on disk (JSON; not deterministic, so not in --metrics).")
 @click.option("--checkpoint", "checkpoint_path", type=click.Path(),
               help="Checkpoint file (default: .OUT.checkpoint.pt beside --out); deleted once the outputs are written.")
+@click.option("--stop-after", type=click.IntRange(min=1),
+              help="Stop after this many steps, on the full run's schedule: its first steps, to check them "
+                   "against a committed run (tools/rederive.py); not a run of its own.")
 def main(params_path, pair, method, seed, base, data, tickets, out, metrics, loss_csv, dev_csv, cost_path,
-         checkpoint_path, target):
+         checkpoint_path, target, stop_after):
     params = stage.start(params_path, f"finetune {run_name(method, target)} seed {seed}", pair, seed=seed)
     entry, settings = registry_entry(method), params.train_settings(method)
     inputs = (base, data, tickets)
@@ -88,7 +91,7 @@ def main(params_path, pair, method, seed, base, data, tickets, out, metrics, los
     torch.manual_seed(seed)  # LoRA and prefix-tuning draw their initial weights here
     model = prepare(method, model, params.method_section(method), rows)
     checkpoint = None
-    if params.checkpoint_every:
+    if params.checkpoint_every and stop_after is None:
         rows_digest = hashlib.sha256(json.dumps(rows if isinstance(rows, dict) else sorted(rows or []),
                                                 sort_keys=True).encode()).hexdigest()
         checkpoint = Checkpoint(Path(checkpoint_path or Path(out).parent / f".{Path(out).name}.checkpoint.pt"),
@@ -96,7 +99,7 @@ def main(params_path, pair, method, seed, base, data, tickets, out, metrics, los
     evaluate = (dev_scorer(tokenizer, dev_pairs, pair, params.prompt.template, params.evaluate, f"dev {pair} {method}")
                 if dev_pairs else None)
     result = train(model, examples, settings, tokenizer.pad_token_id, seed=seed, desc=f"{method} {pair} seed {seed}",
-                   checkpoint=checkpoint, evaluate=evaluate)
+                   checkpoint=checkpoint, evaluate=evaluate if stop_after is None else None, stop_after=stop_after)
     if not result.main_process:
         return  # the other processes of a multi-process run: the main one writes
     info = {"pair": pair, "seed": seed, "trainable_params": result.trainable_params}

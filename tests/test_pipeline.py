@@ -166,6 +166,21 @@ def test_dvc_repro_end_to_end(tmp_path, tiny_model_dir):
     run(["git", "commit", "-q", "-m", "results"], project)
     assert stale_stages(project) == set()
 
+    # The committed results re-derive from the committed code, as CI checks the real default's:
+    # params, prepare-model, prepare-data, evaluate-base byte for byte, every method's first steps.
+    rederive = [sys.executable, str(REPO / "tools/rederive.py"), "--repo", str(project), "--steps", "2"]
+    assert "re-derived" in run(rederive, project)
+    base_scores = project / "metrics/eval/en-ca/base.json"
+    honest = base_scores.read_text()
+    base_scores.write_text(honest.replace('"chrf++": ', '"chrf++": 1'))  # a published number the code did not make
+    run(["git", "commit", "-q", "-am", "a tampered score"], project)
+    tampered = subprocess.run([*rederive, "--skip-training"], cwd=project, env=ENV, capture_output=True, text=True)
+    assert tampered.returncode == 1, tampered.stdout + tampered.stderr
+    assert "evaluate-base@en-ca: metrics/eval/en-ca/base.json differs" in tampered.stderr
+    assert "`dvc repro evaluate-base@en-ca`" in tampered.stderr
+    base_scores.write_text(honest)
+    run(["git", "commit", "-q", "-am", "the score the code made"], project)
+
     # The price of a change: a label or a colour reruns the table alone; a new token method (its own
     # file, params section and row rule) adds its own stages and reruns no existing one.
     legend = project / "src/kslottery/report/legend.py"

@@ -48,6 +48,21 @@ def test_training_lowers_the_loss_and_is_deterministic(tiny):
     assert again.losses == first.losses
 
 
+def test_a_run_stopped_early_takes_the_full_runs_first_steps(tiny):
+    """--stop-after (tools/rederive.py): the first steps on the full run's schedule, not a shorter run."""
+    model, tokenizer, examples = tiny
+    params = TrainSettings(lr=0.05, steps=12, batch_size=4, max_length=64, schedule="cosine", warmup=0.25)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    full = train(prepare_embed(model), examples, params, tokenizer.pad_token_id)
+    model.load_state_dict(state)
+    stopped = train(prepare_embed(model), examples, params, tokenizer.pad_token_id, stop_after=3)
+    assert stopped.losses == full.losses[:3] and stopped.lrs == full.lrs[:3]
+    model.load_state_dict(state)
+    shorter = train(prepare_embed(model), examples, TrainSettings(lr=0.05, steps=3, batch_size=4, max_length=64,
+                                                                  schedule="cosine", warmup=0.25), tokenizer.pad_token_id)
+    assert shorter.lrs != full.lrs[:3]  # (why a shorter run would not do: the schedule follows the steps)
+
+
 def test_training_measures_what_it_costs(tiny):
     """Time per step, the gradients and AdamW's two moments of the trainable rows, peak memory: measured,
     and kept out of the deterministic metrics."""

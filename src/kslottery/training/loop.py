@@ -117,7 +117,7 @@ def make_scheduler(optimizer: torch.optim.Optimizer, params: TrainSettings):
 
 def train(model, examples: list[Example], params: TrainSettings, pad_token_id: int, seed: int = 0,
           desc: str = "train", checkpoint: Checkpoint | None = None,
-          evaluate: Callable[[object], dict] | None = None) -> TrainResult:
+          evaluate: Callable[[object], dict] | None = None, stop_after: int | None = None) -> TrainResult:
     """Run `params.steps` optimizer steps on `examples` (batch order drawn from `seed`); returns the losses.
 
     With `checkpoint`, save the state every `checkpoint.every` steps and resume from a matching
@@ -178,6 +178,10 @@ def train(model, examples: list[Example], params: TrainSettings, pad_token_id: i
     bar = progress(range(first_step, params.steps), desc=desc, unit="step", initial=first_step,
                    total=params.steps, **quiet)
     for step in bar:
+        if stop_after is not None and step >= stop_after:  # the first steps of the run, to check them
+            log.warning("%s: stopped after %d of %d steps (--stop-after): a check, not a run", desc, step,
+                        params.steps)
+            break
         step_start = time.perf_counter()
         batch = next(stream)
         nll, targets = target_nll(model, batch)  # this process's rows
