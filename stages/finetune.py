@@ -77,7 +77,7 @@ def main(params_path, pair, method, seed, base, data, tickets, out, metrics, los
 
     rows = None
     if winners is not None:
-        tokens = TrainingTokens(inputs=[e.input_ids for e in examples], prompts=[e.prompt_ids for e in examples])
+        tokens = TrainingTokens.of(examples, tokenizer)
         rows = entry.rows(winners, model.get_input_embeddings().weight.shape[0], seed, tokens)
         seen = set(tokens.seen().tolist())
         stage.log.info("%s: %d rows (k = %d tickets), %d of them occur in the training examples", method,

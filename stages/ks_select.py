@@ -56,7 +56,7 @@ def main(params_path, pair, base, embed, data, out, metrics, histogram, cost_pat
     examples = encode_pairs(tokenizer, read_pairs(Path(data) / "train.tsv"), pair, params.prompt.template,
                             params.train_settings(KS_SOURCE).max_length)
     classes = token_classes(tickets.token_ids, [tokenizer.decode([t]) for t in tickets.token_ids.tolist()],
-                            TrainingTokens([e.input_ids for e in examples], [e.prompt_ids for e in examples]))
+                            TrainingTokens.of(examples, tokenizer))
     record = tickets.record(strings, params.alpha, params.ks.top_k, params.ks.rank_by, vocab_size=before.shape[0],
                             classes=classes)
     stage.write_json(out, record)

@@ -42,7 +42,7 @@ def test_dvc_yaml_trains_and_evaluates_exactly_the_registered_methods():
 
 
 def test_every_trained_method_has_a_surgery_a_section_and_a_saved_form():
-    tokens = TrainingTokens(inputs=[[1, 2, 3], [2, 3, 4]], prompts=[[1, 2], [2, 4]])
+    tokens = TrainingTokens(inputs=[[1, 2, 3], [2, 3, 4]], prompts=[[1, 2], [2, 4]], stops=(4, 9))
     for entry in methods().values():
         if not entry.trains:
             assert entry.surgery is None and entry.saved_as is None and entry.rows is None, entry.name

@@ -76,6 +76,10 @@ def test_every_bad_key_is_reported_at_once(tmp_path):
         (lambda r: r["data"].update(train_size=4), "train.batch_size: 8 is larger than data.train_size (4)"),
         (lambda r: r["train"]["lora"].update(batch_size=16) or r["data"].update(train_size=12),
          "train.lora.batch_size: 16 is larger than data.train_size (12)"),
+        (lambda r: r["train"].update(momentum=0.9), "train.embed: momentum 0.9 applies to optimizer sgd only"),
+        (lambda r: r["train"].update(patience=2) or r["evaluate"].update(dev_limit=0),
+         "train.embed: patience stops on the dev score, but there is no dev evaluation"),
+        (lambda r: r["train"].update(patience=-1), "train.patience: -1 must be >= 0"),
         (lambda r: r["prompt"].update(template="{src} {tgt} {source} {\"json\": 1}"), "prompt.template: has {\"json\": 1}"),
         (lambda r: r["prompt"].update(template="{src} {tgt} {source.__init__}"), "prompt.template: has {source.__init__}"),
         (lambda r: r["prompt"].update(template="{src} {tgt} {source} {source.upper}"), "prompt.template: has {source.upper}"),
@@ -93,6 +97,13 @@ def test_each_bad_value_names_key_and_fix(tmp_path, change, expected):
     raw = default_raw()
     change(raw)
     assert any(expected in p for p in problems_of(tmp_path, raw)), problems_of(tmp_path, raw)
+
+
+def test_momentum_is_fine_where_the_section_trains_with_sgd(tmp_path):
+    raw = default_raw()
+    raw["train"]["embed"].update(momentum=0.9, optimizer="sgd")
+    params = load_params(write(tmp_path, raw))
+    assert (params.train_settings("embed").momentum, params.train_settings("ticket").momentum) == (0.9, 0.0)
 
 
 def test_not_yaml_and_not_a_mapping(tmp_path):

@@ -115,11 +115,12 @@ def test_dvc_repro_end_to_end(tmp_path, tiny_model_dir):
             record = json.loads((project / f"metrics/eval/en-ca/s{seed}/{method}.json").read_text())
             assert record["trainable_params"] == tickets["n_tickets"] * 16, method
         # frequent-k and random-seen-k: k input tokens, or all of them where the inputs hold fewer;
-        # template-tokens: however many tokens every prompt shares
-        for method in ("frequent-k", "random-seen-k", "template-tokens"):
+        # template-tokens: however many tokens every prompt shares; stop-tokens: end of text and newline
+        for method in ("frequent-k", "random-seen-k", "template-tokens", "stop-tokens"):
             record = json.loads((project / f"metrics/eval/en-ca/s{seed}/{method}.json").read_text())
             assert record["trainable_params"] == record["rows"] * 16 and record["rows"] > 0, method
-            assert method == "template-tokens" or record["rows"] <= tickets["n_tickets"], method
+            assert method in ("template-tokens", "stop-tokens") or record["rows"] <= tickets["n_tickets"], method
+        assert json.loads((project / f"metrics/eval/en-ca/s{seed}/stop-tokens.json").read_text())["rows"] == 2
         full = json.loads((project / f"metrics/eval/en-ca/s{seed}/full.json").read_text())
         assert full["trainable_params"] == full["total_params"]
 

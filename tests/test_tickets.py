@@ -92,7 +92,8 @@ def test_each_token_method_rule_picks_its_rows_with_k_from_the_tickets(tiny_toke
 
     template = "Translate this from {src} to {tgt}:\n{src}: {source}\n{tgt}:"
     examples = encode_pairs(tiny_tokenizer, [SentencePair(s, t) for s, t in tiny_pairs(12)], "en-ca", template, 64)
-    tokens = TrainingTokens(inputs=[e.input_ids for e in examples], prompts=[e.prompt_ids for e in examples])
+    tokens = TrainingTokens.of(examples, tiny_tokenizer)
+    assert (tokens.inputs, tokens.prompts) == ([e.input_ids for e in examples], [e.prompt_ids for e in examples])
     seen = {t for e in examples for t in e.input_ids}
     vocab = len(tiny_tokenizer)
     assert len(seen) < vocab  # some rows never occur: random_seen must avoid them, random need not
@@ -119,6 +120,16 @@ def test_each_token_method_rule_picks_its_rows_with_k_from_the_tickets(tiny_toke
     assert all(all(t in e.prompt_ids for e in examples) for t in template_rows)
     assert not set(template_rows) & {t for e in examples[:1] for t in e.input_ids[len(e.prompt_ids):]} - set(
         t for e in examples for t in e.prompt_ids)  # no target-only token
+    # stop-tokens: the id every target ends with (eos) and the newline's, which decoding cuts the first line at
+    stop = rows("stop-tokens")
+    newline = tiny_tokenizer("\n", add_special_tokens=False)["input_ids"]
+    assert {e.input_ids[-1] for e in examples} == {tiny_tokenizer.eos_token_id} and len(newline) == 1
+    assert stop == sorted({tiny_tokenizer.eos_token_id, *newline}) and len(stop) == 2
+
+
+def test_stop_control_refuses_tokens_built_without_the_tokenizer():
+    with pytest.raises(ValueError, match="TrainingTokens.of"):
+        rule("stop-tokens")([1, 2], 10, seed=0, tokens=TrainingTokens(inputs=[[1, 2]], prompts=[[1]]))
 
 
 def test_template_control_refuses_prompts_with_no_common_token():

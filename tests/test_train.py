@@ -248,3 +248,83 @@ def test_cosine_schedule_with_warmup_gives_transformers_lr_per_step_and_resumes(
     resumed = train(prepare_embed(model), examples, params, tokenizer.pad_token_id, seed=3, checkpoint=checkpoint)
     assert resumed.losses == straight.losses and resumed.lrs == straight.lrs[4:]
     assert torch.equal(model.get_input_embeddings().weight, after)
+
+
+def _scripted(scores: list[float], weights: list[torch.Tensor]):
+    """An evaluate function that returns the next of `scores` and records the weights it scored."""
+    calls = iter(scores)
+
+    def evaluate(model):
+        weights.append(model.get_input_embeddings().weight.detach().clone())
+        return {"chrf++": next(calls), "bleu": 0.0}
+
+    return evaluate
+
+
+def test_patience_stops_after_epochs_without_a_dev_gain_and_keeps_the_best_epochs_weights(tiny, tmp_path):
+    model, tokenizer, examples = tiny  # an epoch is 4 steps
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    params = TrainSettings(lr=0.05, steps=40, batch_size=4, max_length=64, patience=2)
+    scored = []
+    result = train(prepare_embed(model), examples, params, tokenizer.pad_token_id, seed=4,
+                   evaluate=_scripted([10.0, 12.0, 12.0, 11.0, 99.0], scored))
+    # epoch 2 is the best (a tie is no gain); epochs 3 and 4 are two without a gain: stop after step 16
+    assert [row["epoch"] for row in result.dev] == [1.0, 2.0, 3.0, 4.0] and len(result.losses) == 16
+    assert torch.equal(model.get_input_embeddings().weight, scored[1]) and not torch.equal(scored[1], scored[3])
+    metrics = result.metrics()
+    assert (metrics["epochs"], metrics["kept_epoch"], metrics["dev_chrf++"], metrics["steps"]) == (4.0, 2.0, 12.0, 16)
+    # the steps it ran are those of the run without patience: the schedule still spans `steps`
+    model.load_state_dict(initial)
+    plain = train(prepare_embed(model), examples, TrainSettings(lr=0.05, steps=40, batch_size=4, max_length=64),
+                  tokenizer.pad_token_id, seed=4)
+    assert plain.losses[:16] == result.losses and "kept_epoch" not in plain.metrics()
+
+    # a run that keeps improving trains every step and keeps its last weights
+    model.load_state_dict(initial)
+    scored.clear()
+    rising = train(prepare_embed(model), examples, TrainSettings(lr=0.05, steps=8, batch_size=4, max_length=64,
+                                                                 patience=1),
+                   tokenizer.pad_token_id, seed=4, evaluate=_scripted([1.0, 2.0], scored))
+    assert len(rising.losses) == 8 and rising.metrics()["kept_epoch"] == 2.0
+    assert torch.equal(model.get_input_embeddings().weight, scored[-1])
+
+
+def test_an_early_stopped_run_resumed_from_a_checkpoint_keeps_the_same_epoch(tiny, tmp_path):
+    model, tokenizer, examples = tiny
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    params = TrainSettings(lr=0.05, steps=40, batch_size=4, max_length=64, patience=2)
+    scores = [10.0, 12.0, 11.0, 11.0]
+    scored = []
+    straight = train(prepare_embed(model), examples, params, tokenizer.pad_token_id, seed=5,
+                     evaluate=_scripted(scores, scored))
+    kept = model.get_input_embeddings().weight.detach().clone()
+    # the same run, checkpointed at step 12 (after epoch 3: the best, epoch 2, is behind it)
+    model.load_state_dict(initial)
+    checkpoint = Checkpoint(tmp_path / "run.pt", every=12)
+    train(prepare_embed(model), examples, params, tokenizer.pad_token_id, seed=5, checkpoint=checkpoint,
+          evaluate=_scripted(scores, []))
+    assert torch.load(checkpoint.path, weights_only=True)["step"] == 12
+    model.load_state_dict(initial)
+    resumed = train(prepare_embed(model), examples, params, tokenizer.pad_token_id, seed=5, checkpoint=checkpoint,
+                    evaluate=_scripted(scores[3:], []))  # only epoch 4 is evaluated again
+    assert resumed.metrics() == straight.metrics() and resumed.dev == straight.dev
+    assert torch.equal(model.get_input_embeddings().weight, kept)
+
+
+def test_patience_without_dev_scores_is_refused_before_training(tiny):
+    model, tokenizer, examples = tiny
+    with pytest.raises(TrainingError, match="patience 3 stops on dev scores"):
+        train(prepare_embed(model), examples, TrainSettings(lr=0.05, steps=4, batch_size=4, patience=3),
+              tokenizer.pad_token_id)
+
+
+def test_sgd_momentum_is_passed_to_the_optimizer(tiny):
+    model, tokenizer, examples = tiny
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    runs = {}
+    for momentum in (0.0, 0.9):
+        model.load_state_dict(initial)
+        runs[momentum] = train(prepare_embed(model), examples, TrainSettings(lr=0.5, steps=3, batch_size=4,
+                                                                             optimizer="sgd", momentum=momentum),
+                               tokenizer.pad_token_id).losses
+    assert runs[0.0][:2] == runs[0.9][:2] and runs[0.0][2] != runs[0.9][2]  # momentum shows from the third step

@@ -26,6 +26,8 @@ from pathlib import Path
 
 import yaml
 
+from kslottery.pipeline.launch import finetune_command, stages_dir
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -60,19 +62,24 @@ def main(argv=None) -> int:
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     p, base, data, run = str(work / "params.yaml"), str(work / "base"), str(work / "data"), work / "run"
     stages = REPO / "stages"
+
+    def training(method: str, tickets: Path | None = None) -> list:
+        """The training stage's command as dvc.yaml runs it (pipeline.launch.finetune_command), minus
+        `accelerate launch`: one process, on whatever device there is."""
+        command = finetune_command(params["accelerate"], method=method, seed=0, pair=pair, base=Path(base),
+                                   data=Path(data), out=run / method, metrics=run / f"{method}.json",
+                                   loss_csv=run / f"{method}.loss.csv", dev_csv=run / f"{method}.dev.csv",
+                                   cost=run / f"{method}.cost.json", tickets=tickets, params=Path(p))
+        return command[command.index(str(stages_dir() / "finetune.py")):]
+
     steps = [
         ("prepare-model", [stages / "prepare_model.py", "--params", p, "--out", base]),
         ("prepare-data", [stages / "prepare_data.py", "--params", p, "--pair", pair, "--corpus", corpus, "--out", data]),
-        ("embed-finetune", [stages / "finetune.py", "--params", p, "--method", "embed", "--seed", "0", "--pair", pair,
-                            "--base", base, "--data", data, "--out", run / "embed", "--metrics", run / "embed.json",
-                            "--loss-csv", run / "embed.loss.csv", "--cost", run / "embed.cost.json"]),
+        ("embed-finetune", training("embed")),
         ("ks-select", [stages / "ks_select.py", "--params", p, "--pair", pair, "--base", base, "--embed", run / "embed",
                        "--data", data, "--out", run / "tickets.json", "--metrics", run / "ks.json",
                        "--histogram", run / "ks.hist.csv", "--cost", run / "ks.cost.json"]),
-        ("ticket-finetune", [stages / "finetune.py", "--params", p, "--method", "ticket", "--seed", "0", "--pair", pair,
-                             "--base", base, "--data", data, "--tickets", run / "tickets.json", "--out", run / "ticket",
-                             "--metrics", run / "ticket.json", "--loss-csv", run / "ticket.loss.csv",
-                             "--cost", run / "ticket.cost.json"]),
+        ("ticket-finetune", training("ticket", tickets=run / "tickets.json")),
         ("evaluate-base", [stages / "evaluate.py", "--params", p, "--pair", pair, "--method", "base", "--base", base,
                            "--data", data, "--out", run / "base.json", "--translations", run / "base.translations.tsv"]),
     ]

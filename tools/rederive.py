@@ -63,24 +63,17 @@ def params_problems(clone: Path, lock: dict, stage_names: set[str]) -> list[str]
     return problems
 
 
-class TrainingStages(dict):
-    """method -> the name of its seed-0 training stage in dvc.yaml; `commands`: method -> its cmd."""
-
-    commands: dict[str, str]
-
-
-def training_stages(stages: dict, pair: str) -> TrainingStages:
-    """The seed-0 training stage of every method dvc.yaml trains on the embedding, by method."""
-    found = TrainingStages()
-    found.commands = {}
+def training_stages(stages: dict, pair: str) -> dict[str, tuple[str, bool]]:
+    """method -> (its seed-0 training stage in dvc.yaml, whether that stage reads tickets), for every
+    method dvc.yaml trains on the embedding."""
+    found = {}
     for name, stage in stages.items():
         command = stage.get("cmd", "")
         if "stages/finetune.py" not in command or "--target" in command:
             continue
         matrix = stage.get("matrix", {})
         for method in matrix.get("method") or [command.split("--method ", 1)[1].split()[0]]:
-            found[method] = f"{name}@{pair}-0" + (f"-{method}" if "method" in matrix else "")
-            found.commands[method] = command
+            found[method] = (f"{name}@{pair}-0" + (f"-{method}" if "method" in matrix else ""), "--tickets" in command)
     return found
 
 
@@ -140,7 +133,7 @@ def main(argv=None) -> int:
             stages = training_stages(yaml.safe_load((clone / "dvc.yaml").read_text())["stages"], pair)
             for method in names(lambda entry: trained(entry) and not target_method(entry)):
                 committed = clone / "metrics" / "train" / pair / "s0" / f"{method}.loss.csv"
-                stage = stages[method]
+                stage, reads_tickets = stages[method]
                 if not committed.is_file():
                     problems.append(f"{stage}: no committed {committed.relative_to(clone)}: `dvc repro {stage}`")
                     continue
@@ -150,7 +143,7 @@ def main(argv=None) -> int:
                                            base=clone / "models/base", data=clone / "data/prepared" / pair,
                                            out=out / "model", metrics=out / "metrics.json", loss_csv=out / "loss.csv",
                                            dev_csv=out / "dev.csv",
-                                           tickets=tickets if "--tickets" in stages.commands[method] else None)
+                                           tickets=tickets if reads_tickets else None)
                 start = time.perf_counter()
                 ran = sh([*command, "--stop-after", args.steps], clone, env)
                 expected = committed.read_text().splitlines()[: args.steps + 1]

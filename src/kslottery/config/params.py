@@ -242,6 +242,12 @@ class TrainParams:
     """Share of the steps over which the lr rises linearly from 0 to `lr` (0: none)."""
     log_every: int = checked(positive, 10)
     """Steps between loss readings on the progress bar."""
+    patience: int = checked(at_least(0), 0)
+    """Early stopping: end a run once its dev chrF++ has not improved for this many epochs, and keep
+    the weights of its best epoch (0: never; every run trains `steps` steps). With it, `steps` is
+    the most a run trains (the schedule still spans `steps`); the metrics say which epoch was kept."""
+    momentum: float = checked(at_least(0), 0.0)
+    """SGD's momentum (0: plain SGD); optimizer `sgd` only."""
     sections: dict[str, MethodSettings] = field(default_factory=dict)
     """train.<section> -> its settings (built by the loader from the method registry)."""
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -271,6 +277,8 @@ class TrainSettings:
     schedule: str = _shared_default("schedule")
     warmup: float = _shared_default("warmup")
     log_every: int = _shared_default("log_every")
+    patience: int = _shared_default("patience")
+    momentum: float = _shared_default("momentum")
 
 
 SHARED_TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainParams) if f.name not in ("sections", "overrides"))
@@ -348,6 +356,15 @@ class Params:
                     "batch_size" in self.train.overrides[section] else "train.batch_size"
                 problems.append(f"{key}: {batch} is larger than data.train_size ({self.data.train_size}); "
                                 "lower the batch size or raise train_size")
+            settings = self.train.overrides.get(section, {})
+            optimizer, momentum = (settings.get(k, getattr(self.train, k)) for k in ("optimizer", "momentum"))
+            if momentum and optimizer != "sgd":
+                problems.append(f"train.{section}: momentum {momentum} applies to optimizer sgd only, not "
+                                f"{optimizer}; set momentum: 0 or optimizer: sgd")
+            if settings.get("patience", self.train.patience) and (self.evaluate.dev_limit == 0
+                                                                 or self.data.dev_size == 0):
+                problems.append(f"train.{section}: patience stops on the dev score, but there is no dev "
+                                "evaluation (data.dev_size or evaluate.dev_limit is 0); raise it or set patience: 0")
         return list(dict.fromkeys(problems))
 
 

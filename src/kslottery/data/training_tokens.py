@@ -14,6 +14,16 @@ class TrainingTokens:
 
     inputs: list[list[int]]
     prompts: list[list[int]]
+    stops: tuple[int, ...] = ()
+    """The ids a translation ends with: the tokenizer's end of text (which ends every training
+    target) and its newline (which ends the first line, the first-line protocol's cut)."""
+
+    @classmethod
+    def of(cls, examples, tokenizer) -> TrainingTokens:
+        """The tokens of encoded training examples (data.prompts.Example), with the tokenizer's stops."""
+        newline = tokenizer("\n", add_special_tokens=False)["input_ids"]
+        return cls(inputs=[e.input_ids for e in examples], prompts=[e.prompt_ids for e in examples],
+                   stops=tuple(dict.fromkeys([tokenizer.eos_token_id, *newline])))
 
     def counts(self) -> dict[int, int]:
         """How often each token id occurs in the training inputs."""

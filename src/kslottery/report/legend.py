@@ -41,6 +41,9 @@ LEGEND: dict[str, Look] = {
     "template-tokens": Look("template tokens", "#17becf",
                             "a control: the rows of the prompt template's own tokens (those in every training "
                             "prompt), a prompt-tuning-like baseline"),
+    "stop-tokens": Look("end and newline rows", "#2ca02c",
+                        "a control: only the rows a translation ends with (end of text, newline): what learning "
+                        "to stop alone recovers"),
     "ticket": Look("KS tickets", "#dd8452",
                    "the KS-Lottery winning tickets: only the embedding rows whose KS shift was significant were "
                    "trained"),

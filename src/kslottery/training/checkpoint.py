@@ -64,8 +64,9 @@ def fingerprint(model, examples, settings, seed: int, key: str) -> str:
 
 
 def save(checkpoint: Checkpoint, run_id: str, step: int, model, optimizer, losses: list[float],
-         dev: list[dict]) -> None:
-    """Write the state after `step` steps to a temporary file, then rename it over the old one."""
+         dev: list[dict], best: dict[str, torch.Tensor] | None = None) -> None:
+    """Write the state after `step` steps to a temporary file, then rename it over the old one
+    (`best`: early stopping's best weights so far)."""
     state = {
         "run_id": run_id,
         "step": step,
@@ -75,6 +76,8 @@ def save(checkpoint: Checkpoint, run_id: str, step: int, model, optimizer, losse
         "optimizer": optimizer.state_dict(),
         "rng": torch.get_rng_state(),
     }
+    if best is not None:
+        state["best"] = best
     with atomic_file(checkpoint.path) as tmp:
         torch.save(state, tmp)
 
@@ -87,6 +90,7 @@ class Resumed:
     rng: torch.Tensor
     losses: list[float]
     dev: list[dict]
+    best: dict[str, torch.Tensor] | None = None  # early stopping's best weights so far
 
 
 def resume(checkpoint: Checkpoint, run_id: str, model, optimizer, desc: str) -> Resumed | None:
@@ -113,4 +117,4 @@ def resume(checkpoint: Checkpoint, run_id: str, model, optimizer, desc: str) -> 
     optimizer.load_state_dict(state["optimizer"])
     log.info("%s: resuming from %s at step %d", desc, checkpoint.path, state["step"])
     return Resumed(step=state["step"], rng=state["rng"], losses=list(state["losses"]),
-                   dev=json.loads(state.get("dev", "[]")))
+                   dev=json.loads(state.get("dev", "[]")), best=state.get("best"))

@@ -5,7 +5,8 @@ the positions that predict one), a fixed number of optimizer steps over a seeded
 (cycled as often as needed), AdamW (fused where torch has a kernel for it) or SGD. With an
 `evaluate` function (the stages pass one that translates the dev split and scores it), the model is
 scored at the end of every epoch and at the last step: the dev curve and the dev score that
-learning rates are calibrated on (`ksl calibrate`).
+learning rates are calibrated on (`ksl calibrate`). With `patience` (early stopping), a run ends once
+its dev chrF++ has not improved for that many epochs and keeps its best epoch's weights.
 
 Several processes (`accelerate launch` with a DDP, FSDP or DeepSpeed config) split every batch
 between them: each takes batch_size / num_processes rows, and the loss is normalised by the target
@@ -31,7 +32,7 @@ import psutil
 import torch
 import torch.nn.functional as F
 from accelerate import Accelerator
-from accelerate.utils import DataLoaderConfiguration, DistributedType
+from accelerate.utils import DataLoaderConfiguration, DistributedType, broadcast
 from torch.utils.data import DataLoader
 from transformers import get_scheduler
 
@@ -66,6 +67,7 @@ class TrainResult:
     optimizer_state_bytes: int | None = 0  # after the last step (None: sharded)
     peak_memory: tuple[int, str] = (0, "rss")  # cost.peak_memory at the end
     machine: str = ""  # cost.machine: what it ran on
+    kept: dict | None = None  # early stopping: the dev row ({epoch, step, scores}) whose weights were kept
 
     def cost(self) -> TrainingCost:
         """What the run cost on this machine (not deterministic: kept out of `metrics`)."""
@@ -83,8 +85,11 @@ class TrainResult:
             "trainable_params": self.trainable_params,
             "total_params": self.total_params,
         }
-        if self.dev:  # the trained model's dev scores (the last evaluation is after the last step)
-            summary |= {f"dev_{name}": value for name, value in self.dev[-1].items() if name not in ("epoch", "step")}
+        if self.kept is not None:  # early stopping: the epochs run, and the one whose weights were kept
+            summary |= {"epochs": self.dev[-1]["epoch"], "kept_epoch": self.kept["epoch"]}
+        if self.dev:  # the trained model's dev scores (the last evaluation, or the kept one)
+            scores = self.kept if self.kept is not None else self.dev[-1]
+            summary |= {f"dev_{name}": value for name, value in scores.items() if name not in ("epoch", "step")}
         return summary
 
     def loss_csv(self) -> str:
@@ -103,7 +108,7 @@ def make_optimizer(parameters: list[torch.nn.Parameter], params: TrainSettings) 
         fused = all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in parameters)
         return torch.optim.AdamW(parameters, lr=params.lr, weight_decay=params.weight_decay, fused=fused)
     if params.optimizer == "sgd":
-        return torch.optim.SGD(parameters, lr=params.lr, weight_decay=params.weight_decay)
+        return torch.optim.SGD(parameters, lr=params.lr, momentum=params.momentum, weight_decay=params.weight_decay)
     raise ValueError(f"unknown optimizer {params.optimizer!r}")
 
 
@@ -123,7 +128,8 @@ def train(model, examples: list[Example], params: TrainSettings, pad_token_id: i
     With `checkpoint`, save the state every `checkpoint.every` steps and resume from a matching
     checkpoint if one is there (the caller discards it once the outputs are written).
     With `evaluate` (model -> {score name: value}), call it after every epoch and after the last
-    step; the results go to `TrainResult.dev`. It sees the model in eval mode, on the main process."""
+    step; the results go to `TrainResult.dev`. It sees the model in eval mode, on the main process.
+    With `params.patience` as well, stop early on its DEV_SCORE (see `BestEpoch`)."""
     trainable = [p for p in model.parameters() if p.requires_grad]
     if not trainable:
         raise TrainingError("nothing to train: no parameter requires grad (did the method's surgery run?)")
@@ -146,6 +152,10 @@ def train(model, examples: list[Example], params: TrainSettings, pad_token_id: i
         log.warning("%s: no dev evaluation under %s (the weights are sharded over the processes)",
                     desc, accelerator.distributed_type)
         evaluate = None
+    best = BestEpoch(params.patience) if params.patience else None
+    if best is not None and evaluate is None and stop_after is None:
+        raise TrainingError(f"{desc}: patience {params.patience} stops on dev scores, but this run has no dev "
+                            "evaluation (no dev pairs, or sharded weights); set patience: 0")
     batches = LengthGroupedBatches([len(e.input_ids) for e in examples], params.batch_size, seed)
     loader = DataLoader(examples, batch_sampler=batches, collate_fn=partial(collate, pad_token_id=pad_token_id))
     optimizer = make_optimizer(trainable, params)
@@ -162,6 +172,8 @@ def train(model, examples: list[Example], params: TrainSettings, pad_token_id: i
         resumed = checkpoints.resume(checkpoint, run_id, accelerator.unwrap_model(model), optimizer, desc)
         if resumed is not None:
             first_step, result.losses[:], result.dev[:] = resumed.step, resumed.losses, resumed.dev
+            if best is not None:
+                best.restore_state(resumed.best, result.dev)
             # Replay the batch order up to the checkpoint, then restore the RNG as it was there (the
             # data loader draws from it at every pass, so the order of these two matters).
             with warnings.catch_warnings():  # the schedule's replay, with no optimizer step: as intended
@@ -205,18 +217,28 @@ def train(model, examples: list[Example], params: TrainSettings, pad_token_id: i
             bar.set_postfix(loss=f"{loss:.3f}")
         done = step + 1
         if evaluate is not None and (done % len(batches) == 0 or done == params.steps):
+            stop = False
             if accelerator.is_main_process:
                 scores = _evaluate(evaluate, accelerator.unwrap_model(model))
                 result.dev.append({"epoch": round(done / len(batches), 3), "step": done, **scores})
                 log.info("%s: epoch %g (step %d), dev %s", desc, result.dev[-1]["epoch"], done,
                          ", ".join(f"{k} {v}" for k, v in scores.items()))
+                stop = best is not None and best.update(result.dev[-1], accelerator.unwrap_model(model))
             accelerator.wait_for_everyone()
+            if best is not None and processes > 1:  # the main process decides for all
+                stop = bool(broadcast(torch.tensor([int(stop)], device=accelerator.device)).item())
+            if stop and done < params.steps:
+                log.info("%s: no dev %s gain in %d epoch(s) after epoch %g: stopping at epoch %g", desc, DEV_SCORE,
+                         params.patience, best.row["epoch"] if best.row else 0, done / len(batches))
+                break
         if checkpoint is not None and done % checkpoint.every == 0 and done < params.steps:
             if accelerator.is_main_process:
                 checkpoints.save(checkpoint, run_id, done, accelerator.unwrap_model(model), optimizer, result.losses,
-                                 result.dev)
+                                 result.dev, best=best.weights if best is not None else None)
             accelerator.wait_for_everyone()
     model.eval()
+    if best is not None and best.row is not None:  # the main process (the only one that evaluates)
+        result.kept = best.keep(accelerator.unwrap_model(model), desc)
     result.optimizer_state_bytes = optimizer_state_bytes(getattr(optimizer, "optimizer", optimizer))
     if accelerator.distributed_type in SHARDED:  # one process's shard is not the method's cost
         result.gradient_bytes = result.optimizer_state_bytes = None
@@ -234,6 +256,49 @@ def train(model, examples: list[Example], params: TrainSettings, pad_token_id: i
 
 
 SHARDED = (DistributedType.FSDP, DistributedType.DEEPSPEED)
+DEV_SCORE = "chrf++"  # what early stopping watches: the score learning rates are calibrated on
+
+
+class BestEpoch:
+    """Early stopping: the best dev evaluation so far and a copy of the trainable weights it scored.
+
+    `update` after each evaluation says whether the run has gone `patience` evaluations without
+    beating it (strictly); `keep` puts the best weights back at the end."""
+
+    def __init__(self, patience: int):
+        self.patience = patience
+        self.row: dict | None = None  # the best dev row
+        self.weights: dict[str, torch.Tensor] | None = None
+        self.since = 0  # evaluations since the best one
+
+    def update(self, row: dict, model) -> bool:
+        if DEV_SCORE not in row:
+            raise TrainingError(f"early stopping watches dev {DEV_SCORE}, but the dev scores are {sorted(row)}")
+        if self.row is None or row[DEV_SCORE] > self.row[DEV_SCORE]:
+            self.row, self.since = row, 0
+            self.weights = {n: p.detach().to("cpu", copy=True) for n, p in model.named_parameters() if p.requires_grad}
+            return False
+        self.since += 1
+        return self.since >= self.patience
+
+    def restore_state(self, weights: dict[str, torch.Tensor] | None, dev: list[dict]) -> None:
+        """Pick up where a checkpoint left off: the best of its dev rows, with the weights it saved."""
+        for row in dev:
+            if self.row is None or row[DEV_SCORE] > self.row[DEV_SCORE]:
+                self.row, self.since = row, 0
+            else:
+                self.since += 1
+        self.weights = weights
+
+    def keep(self, model, desc: str) -> dict:
+        """Load the best weights into `model` (unless the last evaluation was the best); return its row."""
+        if self.since:
+            with torch.no_grad():
+                for name, parameter in model.named_parameters():
+                    if parameter.requires_grad:
+                        parameter.copy_(self.weights[name])
+            log.info("%s: kept epoch %g (dev %s %s)", desc, self.row["epoch"], DEV_SCORE, self.row[DEV_SCORE])
+        return self.row
 
 
 def _evaluate(evaluate: Callable[[object], dict], model) -> dict:
