@@ -54,11 +54,26 @@ def test_the_grid_crosses_lrs_and_schedules_and_keeps_the_current_settings_elsew
 
     from kslottery.studies.regime import DEFAULT_LRS, settings_grid
 
-    current = SimpleNamespace(lr=5.6e-3, schedule="constant", warmup=0.0, steps=125)
+    current = SimpleNamespace(lr=5.6e-3, schedule="constant", warmup=0.0, steps=125, optimizer="adamw", momentum=0.0)
     default = settings_grid(current)
     assert [s["lr"] for s in default] == sorted(DEFAULT_LRS) and {s["schedule"] for s in default} == {"constant"}
     assert all(s["steps"] == 125 and s["warmup"] == 0.0 for s in default)
+    assert {(s["optimizer"], s["momentum"]) for s in default} == {("adamw", 0.0)}
     paper = settings_grid(current, (1e-3, 2e-5, 1e-3), ("cosine", "linear"), 0.03, 375)
     assert [(s["schedule"], s["lr"]) for s in paper] == [("cosine", 2e-5), ("cosine", 1e-3), ("linear", 2e-5),
                                                           ("linear", 1e-3)]
     assert all(s["steps"] == 375 and s["warmup"] == 0.03 for s in paper)
+    sgd = settings_grid(current, (1.0,), optimizer="sgd", momentum=0.9)
+    assert [(s["optimizer"], s["momentum"], s["lr"]) for s in sgd] == [("sgd", 0.9, 1.0)]
+
+
+def test_a_trial_file_from_before_the_optimizer_columns_reads_as_adamw(tmp_path):
+    from kslottery.studies.regime import read_trials
+
+    old_columns = [c for c in COLUMNS if c not in ("optimizer", "momentum")]
+    csv = tmp_path / "en-ca-s0.csv"
+    pd.DataFrame([dict.fromkeys(old_columns, 0) | {"lr": 1e-3, "schedule": "constant"}]).to_csv(csv, index=False)
+    trials = read_trials(csv)
+    assert list(trials.columns) == COLUMNS and trials.loc[0, "optimizer"] == "adamw" and trials.loc[0, "momentum"] == 0
+    sgd = dict.fromkeys(COLUMNS, 0) | {"lr": 1e-3, "schedule": "constant", "optimizer": "sgd"}
+    assert len(merge_trials(trials, [sgd])) == 2  # another optimizer is another trial

@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 
 from kslottery import KSLotteryError
-from kslottery.atomic import write_text
+from kslottery.atomic import atomic_file, write_text
 from kslottery.lottery.tickets import read_tickets_file
 from kslottery.pipeline.launch import stages_dir
 from kslottery.config.registry import names, trained
@@ -132,7 +132,6 @@ def use(profile, params_path, force):
     import shutil
     import subprocess
 
-    from kslottery.atomic import atomic_file
     from kslottery.pipeline.launch import config_problems
 
     params = load_params(profile)
@@ -195,7 +194,6 @@ def experiments(repo, exp_json, out, all_commits):
       dvc queue start && dvc queue status   # wait until every task is done
       ksl experiments
     """
-    from kslottery.atomic import atomic_file
     from kslottery.studies.sweep import dvc_exp_show, experiment_table, plot_alpha_sweep, to_markdown
 
     try:
@@ -296,6 +294,10 @@ def calibrate(method, lrs, pair, seed, target, params_path, base, data_dir, out,
               help="A learning-rate schedule (repeat the option); default: the params' train.embed schedule.")
 @click.option("--warmup", type=click.FloatRange(min=0, max=1, max_open=True), help="Warmup share of the steps.")
 @click.option("--steps", type=click.IntRange(min=1), help="Optimizer steps (default: the params' train.embed steps).")
+@click.option("--optimizer", type=click.Choice(("adamw", "sgd")),
+              help="Optimizer (default: the params' train.embed one).")
+@click.option("--momentum", type=click.FloatRange(min=0),
+              help="SGD's momentum (default: 0, or the params' with their optimizer).")
 @click.option("--pair", help="Which pair's data (default: the first of params pairs).")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Training seed.")
 @click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path(dir_okay=False))
@@ -307,7 +309,8 @@ def calibrate(method, lrs, pair, seed, target, params_path, base, data_dir, out,
               help="Where regime/{pair}-s{seed}.csv, regime.md and regime.png go.")
 @click.option("--redraw", is_flag=True, help="Train nothing: redraw regime.md and .png from the trials on file.")
 @user_errors
-def regime(lrs, schedules, warmup, steps, pair, seed, params_path, base, data_dir, out, redraw):
+def regime(lrs, schedules, warmup, steps, optimizer, momentum, pair, seed, params_path, base, data_dir, out,
+           redraw):
     """Map embedding-tuning settings to the number and kind of KS tickets (and the dev score).
 
     \b
@@ -315,7 +318,8 @@ def regime(lrs, schedules, warmup, steps, pair, seed, params_path, base, data_di
     selects its tickets at params alpha; 3-10 min each on the default (more for more steps). Needs
     the pipeline's models/base and data/prepared/PAIR (`dvc repro prepare-data`).
       ksl regime --lr 2e-5 --lr 1e-4 --lr 1e-3 --lr 1e-2                 # the params' schedule and steps
-      ksl regime --schedule cosine --warmup 0.03 --steps 375 --lr 2e-5   # the paper's: 3 epochs
+      ksl regime --schedule cosine --warmup 0.03 --steps 375 --lr 2e-5   # the authors' earlier repo's shape
+      ksl regime --optimizer sgd --lr 1 --lr 10 --lr 100                 # SGD: its lr scale is the gradient's
     """
     import yaml
 
@@ -329,7 +333,9 @@ def regime(lrs, schedules, warmup, steps, pair, seed, params_path, base, data_di
         pair = pair or params.pairs[0]
         base, data = Path(base), Path(data_dir) / pair
         check_trial_inputs(params, KS_SOURCE, pair, seed, base, data, Path("unused"))
-        grid = settings_grid(params.train_settings(KS_SOURCE), lrs, schedules, warmup, steps)
+        if momentum and (optimizer or params.train_settings(KS_SOURCE).optimizer) != "sgd":
+            raise click.ClickException(f"--momentum {momentum:g} applies to SGD only; add --optimizer sgd")
+        grid = settings_grid(params.train_settings(KS_SOURCE), lrs, schedules, warmup, steps, optimizer, momentum)
         csv = out / "regime" / f"{pair}-s{seed}.csv"
         trials = read_trials(csv)
         raw = yaml.safe_load(Path(params_path).read_text(encoding="utf-8"))
@@ -424,6 +430,68 @@ def shifts(pair, seed, params_path, base, models_dir, data_dir, out):
     write_text(csv, frame.to_csv(index=False))
     click.echo(md.read_text(encoding="utf-8"))
     click.echo(f"wrote {md}, {csv}")
+
+
+@main.command()
+@click.argument("pair")
+@click.option("--seed", "seeds", multiple=True, type=click.IntRange(min=0),
+              help="Which seeds' embedding tuning (repeat; default: params `seeds`).")
+@click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path(dir_okay=False),
+              help="Where the prompt template, max_length and batch size (the training inputs and batches) come from.")
+@click.option("--base", default="models/base", show_default=True, type=click.Path(file_okay=False))
+@click.option("--models", "models_dir", default="models", show_default=True, type=click.Path(file_okay=False),
+              help="The pipeline's models directory ({pair}/s{seed}/embed and tickets.json under it).")
+@click.option("--data", "data_dir", default="data/prepared", show_default=True, type=click.Path(file_okay=False),
+              help="The prepared splits ({pair}/train.tsv under it).")
+@click.option("--rows", "n_rows", default=500, show_default=True, type=click.IntRange(min=1),
+              help="Moved rows the simulation nudges (drawn from the first seed's).")
+@click.option("--out", default="results", show_default=True, type=click.Path(file_okay=False),
+              help="Where traits.md, traits.png and traits/ (one CSV per seed, the simulation's) go.")
+@user_errors
+def traits(pair, seeds, params_path, base, models_dir, data_dir, n_rows, out):
+    """What makes a ticket: each moved row's D and ticket status against its traits.
+
+    \b
+    For every row embedding tuning moved: its spread before tuning, the size of its update, how
+    coherent the update is across coordinates (a shift of location or spread, which the KS test
+    sees at first order), its token's training inputs and its gradient mass at the base model;
+    rank correlations, a logistic fit, and a simulation of D under coherent and independent
+    nudges of real rows. Needs models/base, models/PAIR/sSEED/embed and tickets.json, and
+    data/prepared/PAIR (`dvc repro ks-select`). One gradient pass over the training split per seed.
+    """
+    import numpy as np
+
+    from kslottery.config.registry import KS_SOURCE
+    from kslottery.studies.traits import SIZES, plot_traits, run_traits, simulate, traits_markdown
+
+    params = load_params(params_path)
+    seeds = seeds or params.seeds
+    settings = params.train_settings(KS_SOURCE)
+    runs = {}
+    for seed in seeds:
+        run = Path(models_dir) / pair / f"s{seed}"
+        for path, stage in ((Path(base), "prepare-model"), (run / KS_SOURCE, f"embed-finetune@{pair}-{seed}"),
+                            (run / "tickets.json", f"ks-select@{pair}-{seed}"),
+                            (Path(data_dir) / pair / "train.tsv", f"prepare-data@{pair}")):
+            if not path.exists():
+                raise click.ClickException(f"{path} does not exist; run `dvc repro {stage}` first")
+    frames, moved = {}, None
+    for seed in seeds:
+        run = Path(models_dir) / pair / f"s{seed}"
+        train = Path(data_dir) / pair / "train.tsv"
+        frames[seed], rows = run_traits(base, run / KS_SOURCE, run / "tickets.json", train, pair,
+                                        params.prompt.template, settings.max_length, settings.batch_size, seed)
+        moved = rows if moved is None else moved
+        write_text(Path(out) / "traits" / f"{pair}-s{seed}.csv", frames[seed].to_csv(index=False))
+    sample = moved[np.random.default_rng(0).permutation(len(moved))[:n_rows]]
+    simulation = simulate(sample, SIZES)
+    write_text(Path(out) / "traits" / f"{pair}-simulation.csv", simulation.to_csv(index=False))
+    md, png = Path(out) / "traits.md", Path(out) / "traits.png"
+    write_text(md, traits_markdown(frames, simulation, pair, moved.shape[1]))
+    with atomic_file(png) as tmp:
+        plot_traits(frames, simulation, moved.shape[1], tmp)
+    click.echo(md.read_text(encoding="utf-8"))
+    click.echo(f"wrote {md}, {png}, {Path(out) / 'traits'}/")
 
 
 @main.command()

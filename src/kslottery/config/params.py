@@ -215,7 +215,7 @@ class KSParams:
     """KS beyond the embedding: module-name patterns (e.g. [mlp.down_proj]) whose linear matrices are
     tuned, KS-tested row by row (a row: one output unit's weights) and trained on their significant
     rows only, each pattern through its own stages, beside the embedding's. Empty (the default): the
-    embedding alone, as in the paper. A pattern matches every module whose name is it or ends with
+    embedding alone, the method's own setting. A pattern matches every module whose name is it or ends with
     `.pattern` (mlp.down_proj: every layer's; layers.3.mlp.down_proj: one layer's)."""
 
 
@@ -237,7 +237,8 @@ class TrainParams:
     """Prompt plus target tokens; longer targets lose their end (a prompt this long is an error)."""
     schedule: str = checked(one_of(("constant", "linear", "cosine")), "constant")
     """The learning rate over the steps (transformers' get_scheduler): `constant`, or `linear` /
-    `cosine` decay to 0 after the warmup (the paper's companion code: cosine, warmup 0.03)."""
+    `cosine` decay to 0 after the warmup (the embedding tuning of the authors' earlier vocabulary-sharing
+    repository: cosine, warmup 0.03; docs/experiments.md says where)."""
     warmup: float = checked(lambda v: None if 0 <= v < 1 else f"{v} must be in [0, 1): a share of the steps", 0.0)
     """Share of the steps over which the lr rises linearly from 0 to `lr` (0: none)."""
     log_every: int = checked(positive, 10)

@@ -1,4 +1,4 @@
-"""LoRA (peft) on train.lora.targets: a baseline of the paper's table."""
+"""LoRA (peft) on train.lora.targets: a baseline of the table (a parameter-efficient method of another kind)."""
 
 from kslottery.config.registry import LoraSettings, Method
 

@@ -1,4 +1,5 @@
-"""Prefix-tuning (peft), train.prefix.tokens virtual tokens: a baseline of the paper's table."""
+"""Prefix-tuning (peft), train.prefix.tokens virtual tokens: a baseline of the table (a
+parameter-efficient method of another kind)."""
 
 from kslottery.config.registry import Method, PrefixSettings
 

@@ -1,4 +1,4 @@
-"""A control (the paper's): as many embedding rows as the ticket, drawn at random from the whole
+"""A control: as many embedding rows as the ticket, drawn at random from the whole
 vocabulary, trained with the ticket's settings."""
 
 import numpy as np

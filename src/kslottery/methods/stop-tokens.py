@@ -8,7 +8,8 @@ from kslottery.config.registry import Method
 def stop_rows(ticket_rows: list[int], vocab_size: int, seed: int, tokens) -> list[int]:
     """The tokenizer's end-of-text and newline ids (k is not used)."""
     if not tokens.stops:
-        raise ValueError("the training tokens carry no stop ids (build them with TrainingTokens.of(examples, tokenizer))")
+        raise ValueError("the training tokens carry no stop ids; build them with "
+                         "TrainingTokens.of(examples, tokenizer)")
     return sorted(tokens.stops)
 
 

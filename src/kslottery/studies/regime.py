@@ -1,7 +1,8 @@
 """The regime map: which embedding-tuning settings make the KS test select tens of rows, or thousands.
 
 `ksl regime` tunes the embedding (methods.KS_SOURCE) with every setting of a grid (learning rate x
-schedule, with a warmup share and a number of steps), each run exactly as the finetune stage runs it
+schedule, with an optimizer, a warmup share and a number of steps), each run exactly as the
+finetune stage runs it
 (the stage script, on a copy of params.yaml in which only train.embed differs), then runs the
 ks-select stage script on the result. A trial keeps: its settings, the rows that moved, the tickets
 at params alpha and their classes (tickets.TOKEN_CLASSES: template, punctuation, frequent, content),
@@ -28,7 +29,10 @@ from kslottery.pipeline.launch import stages_dir
 from kslottery.config.registry import KS_SOURCE, method as registry_entry
 from kslottery.lottery.tickets import TOKEN_CLASSES
 
-SETTINGS = ["lr", "schedule", "warmup", "steps"]
+SETTINGS = ["optimizer", "momentum", "lr", "schedule", "warmup", "steps"]
+GROUPS = ["optimizer", "momentum", "schedule", "warmup", "steps"]  # one line per group in the plot
+OLD_DEFAULTS = {"optimizer": "adamw", "momentum": 0.0}
+"""The settings a trial file written before they were columns ran with."""
 CLASS_COLUMNS = [f"n_{name}" for name in TOKEN_CLASSES]
 COLUMNS = [*SETTINGS, "alpha", "n_moved", "n_tickets", *CLASS_COLUMNS, "dev_chrf++", "dev_bleu", "final_loss", "seconds"]
 
@@ -37,17 +41,21 @@ DEFAULT_LRS = (2e-5, 6.3e-5, 2e-4, 6.3e-4, 2e-3, 6.3e-3, 1e-2)
 """The embedding lrs a map tries when none are given: 2e-5 to 1e-2, half a decade apart."""
 
 
-def settings_grid(current, lrs=(), schedules=(), warmup: float | None = None, steps: int | None = None) -> list[dict]:
+def settings_grid(current, lrs=(), schedules=(), warmup: float | None = None, steps: int | None = None,
+                  optimizer: str | None = None, momentum: float | None = None) -> list[dict]:
     """The trials' train.embed settings: every lr (DEFAULT_LRS if none) under every schedule (the
-    current one if none), with `warmup` and `steps` where given, else the current settings' own."""
-    return [{"lr": lr, "schedule": schedule, "warmup": current.warmup if warmup is None else warmup,
-             "steps": steps or current.steps}
+    current one if none), with `optimizer`, `momentum`, `warmup` and `steps` where given, else the
+    current settings' own."""
+    optimizer = optimizer or current.optimizer
+    momentum = (current.momentum if optimizer == current.optimizer else 0.0) if momentum is None else momentum
+    return [{"optimizer": optimizer, "momentum": momentum, "lr": lr, "schedule": schedule,
+             "warmup": current.warmup if warmup is None else warmup, "steps": steps or current.steps}
             for schedule in (schedules or (current.schedule,)) for lr in sorted(set(lrs) or DEFAULT_LRS)]
 
 
 def run_trial(raw_params: dict, setting: dict, pair: str, seed: int, base: Path, data: Path,
               accelerate_config: str) -> dict:
-    """Tune the embedding with `setting` (lr, schedule, warmup, steps), select its tickets; its row."""
+    """Tune the embedding with `setting` (SETTINGS), select its tickets; its row."""
     section = registry_entry(KS_SOURCE).section
     overrides = {f"train.{section}.{key}": value for key, value in setting.items()}
     start = time.perf_counter()
@@ -69,13 +77,19 @@ def run_trial(raw_params: dict, setting: dict, pair: str, seed: int, base: Path,
 
 
 def read_trials(csv: Path) -> pd.DataFrame | None:
-    """The regime trials on file (None when there are none yet)."""
+    """The regime trials on file (None when there are none yet); a file from before the optimizer
+    columns holds AdamW trials (OLD_DEFAULTS)."""
+    if csv.is_file():
+        head = pd.read_csv(csv, nrows=0).columns
+        if set(OLD_DEFAULTS).isdisjoint(head) and set(COLUMNS) - set(OLD_DEFAULTS) <= set(head):
+            trials = pd.read_csv(csv)
+            return trials.assign(**OLD_DEFAULTS)[COLUMNS]
     return read_table(csv, COLUMNS, "ksl regime")
 
 
 def merge_trials(old: pd.DataFrame | None, new: list[dict]) -> pd.DataFrame:
     """Old trials plus new ones; a new trial of the same settings and alpha replaces the old row."""
-    return merge_rows(old, new, COLUMNS, ["schedule", "warmup", "steps", "alpha", "lr"])
+    return merge_rows(old, new, COLUMNS, [*GROUPS, "alpha", "lr"])
 
 
 def to_markdown(trials: pd.DataFrame, pair: str, seed: int) -> str:
@@ -105,13 +119,18 @@ def write_report(out: Path) -> list[Path]:
     return [out / "regime.md", out / "regime.png"]
 
 
+def _group_name(optimizer: str, momentum: float, schedule: str, warmup: float, steps: int) -> str:
+    moment = f" (momentum {momentum:g})" if momentum else ""
+    return f"{optimizer}{moment}, {schedule}, warmup {warmup:g}, {steps} steps"
+
+
 def _run_name(run: str) -> tuple[str, int]:
     pair, seed = run.rsplit("-s", 1)
     return pair, int(seed)
 
 
 def plot(trials_by_run: dict[str, pd.DataFrame], out_png: str | Path) -> None:
-    """Per run: tickets against lr (log axes, zero kept), one line per schedule/warmup/steps; the
+    """Per run: tickets against lr (log axes, zero kept), one line per optimizer/schedule/warmup/steps; the
     classes' shares as stacked bars at each lr in a second panel; dev chrF++ against lr in a third."""
     from kslottery.report.figures import label_axes, pyplot, save_png
 
@@ -120,17 +139,17 @@ def plot(trials_by_run: dict[str, pd.DataFrame], out_png: str | Path) -> None:
     colours = {"template": "#dd8452", "punctuation": "#937860", "frequent": "#4c72b0", "content": "#55a868"}
     for row, (run, trials) in zip(axes, sorted(trials_by_run.items())):
         pair, seed = _run_name(run)
-        groups = list(trials.groupby(["schedule", "warmup", "steps"]))
-        for (schedule, warmup, steps), rows in groups:
+        groups = list(trials.groupby(GROUPS))
+        for group, rows in groups:
             rows = rows.sort_values("lr")
-            name = f"{schedule}, warmup {warmup:g}, {steps} steps"
+            name = _group_name(*group)
             row[0].plot(rows["lr"], rows["n_tickets"], "o-", label=name)
             row[2].plot(rows["lr"], rows["dev_chrf++"], "o-", label=name)
         row[0].set_xscale("log")
         row[0].set_yscale("symlog", linthresh=1)  # log above 1 ticket, and 0 tickets still on the axis
         row[0].set_ylim(bottom=0)
         label_axes(row[0], f"{pair}, seed {seed}: KS tickets by embedding lr", "embedding lr", "tickets")
-        (schedule, warmup, steps), first = groups[0]
+        group, first = groups[0]
         first = first.sort_values("lr")
         bottom = pd.Series(0.0, index=first.index)
         labels = [f"{lr:g}" for lr in first["lr"]]
@@ -139,7 +158,7 @@ def plot(trials_by_run: dict[str, pd.DataFrame], out_png: str | Path) -> None:
             row[1].bar(labels, share, bottom=bottom, color=colours[name], label=name)
             bottom += share
         row[1].set_ylim(0, 1)
-        label_axes(row[1], f"ticket classes ({schedule}, warmup {warmup:g}, {steps} steps)", "embedding lr",
+        label_axes(row[1], f"ticket classes ({_group_name(*group)})", "embedding lr",
                    "share of the tickets")
         row[2].set_xscale("log")
         label_axes(row[2], "embedding-only dev chrF++", "embedding lr", "dev chrF++ (first line)")
