@@ -1,4 +1,5 @@
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -59,6 +60,23 @@ def test_gain_shares_are_taken_over_the_base_per_protocol():
     cells = {row.split("|")[1].strip(): row for row in gain_shares_markdown(build_table(flat)).splitlines()
              if row.startswith("|")}
     assert cells["KS tickets"].split("|")[2].strip() == "nan"  # embedding-only gained nothing: no share
+
+
+def test_the_whole_continuation_gain_splits_into_translation_and_stopping():
+    from kslottery.report.tables import stopping_markdown
+
+    records = [{**record("en-ca", "base", 0.5, 20.0, 0), "whole_chrf++": 13.0},  # runs on: whole loses 7
+               {**record("en-ca", "embed", 5.0, 50.0, 100), "whole_chrf++": 50.0},  # stops: whole = first line
+               {**record("en-ca", "ticket", 5.0, 28.0, 10), "whole_chrf++": 27.0},
+               {**record("en-ca", "random-seen-k", 0.5, 20.0, 10), "whole_chrf++": 13.2}]
+    rows = {row.split("|")[1].strip(): [float(c) for c in row.strip("|").split("|")[1:]]
+            for row in stopping_markdown(build_table(records)).splitlines()[4:] if row.startswith("|")}
+    assert rows["embedding only"] == [37.0, 30.0, 7.0, 18.92]  # whole gain = translation + stopping
+    assert rows["KS tickets"] == [14.0, 8.0, 6.0, 42.86]
+    assert rows["random k seen rows"][:3] == [0.2, 0.0, 0.2] and math.isnan(rows["random k seen rows"][3])
+    assert "base (zero-shot)" not in rows
+    first_line_only = [{k: v for k, v in r.items() if k != "whole_chrf++"} for r in records]
+    assert stopping_markdown(build_table(first_line_only)) == ""  # one protocol: nothing to split
 
 
 def test_gain_shares_average_over_pairs_only_where_a_method_ran_on_every_pair():
@@ -286,3 +304,24 @@ def test_significance_tells_a_real_difference_from_resampling_noise(tmp_path):
     _translations(eval_dir / "en-ca" / "s0" / "lora.translations.tsv", list(zip(references[::-1], good)))
     with pytest.raises(ValueError, match="references differ"):
         significance(eval_dir, "en-ca", 0)
+
+
+def test_ksl_stopping_writes_one_section_per_profile_and_refuses_a_missing_directory(tmp_path):
+    from click.testing import CliRunner
+
+    from kslottery.cli import main
+
+    for profile, base_whole in (("a", 13.0), ("b", 25.0)):
+        for name, first, whole in (("base", 20.0, base_whole), ("embed", 50.0, 50.0)):
+            path = tmp_path / profile / "en-ca" / (f"{name}.json" if name == "base" else f"s0/{name}.json")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({**record("en-ca", name, 1.0, first, 10), "whole_chrf++": whole}))
+    out = tmp_path / "stopping.md"
+    result = CliRunner().invoke(main, ["stopping", f"a={tmp_path / 'a'}", f"b={tmp_path / 'b'}", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    text = out.read_text()
+    assert text.index("## a") < text.index("## b")
+    rows = [line for line in text.splitlines() if line.startswith("| embedding only")]
+    assert [float(r.split("|")[4]) for r in rows] == [7.0, -5.0]  # stopping: 37 - 30; 25 - 30
+    missing = CliRunner().invoke(main, ["stopping", f"a={tmp_path / 'nowhere'}"])
+    assert missing.exit_code != 0 and "give NAME=DIR" in missing.output

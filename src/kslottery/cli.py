@@ -177,6 +177,39 @@ def table(eval_dir, certify_dir, ks_dir):
     click.echo(report_markdown(eval_dir, certify_dir, ks_dir)[1])
 
 
+def _profile_dirs(ctx, param, values):
+    """NAME=DIR pairs -> {name: dir}, each DIR an existing directory."""
+    profiles = {}
+    for value in values:
+        name, sep, directory = value.partition("=")
+        if not sep or not name or not Path(directory).is_dir():
+            raise click.BadParameter(f"{value!r}: give NAME=DIR with DIR a directory of evaluation metrics, "
+                                     "e.g. default=metrics/eval", ctx=ctx, param=param)
+        profiles[name] = directory
+    return profiles
+
+
+@main.command()
+@click.argument("profiles", nargs=-1, required=True, callback=_profile_dirs)
+@click.option("--out", default="results/stopping.md", show_default=True, type=click.Path(dir_okay=False))
+def stopping(profiles, out):
+    """Split each method's whole-continuation gain into translation and stopping, per profile.
+
+    \b
+    PROFILES: NAME=EVAL_DIR pairs, e.g.
+      ksl stopping default=metrics/eval gemma3-270m=results/gemma3-270m/eval
+    The translation part is the first line's chrF++ gain over the base; stopping is the rest of the
+    whole continuation's gain (a base that runs on past its translation loses there; a tuned model
+    that stops wins it back).
+    """
+    from kslottery.report.tables import stopping_report
+
+    markdown = stopping_report(profiles)
+    write_text(out, markdown)
+    click.echo(markdown)
+    click.echo(f"wrote {out}")
+
+
 @main.command()
 @click.option("--repo", default=".", show_default=True, type=click.Path(exists=True, file_okay=False),
               help="The DVC project whose experiments to compare.")

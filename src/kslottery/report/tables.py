@@ -233,6 +233,40 @@ def gain_shares_markdown(table: pd.DataFrame) -> str:
             + shares.to_markdown(floatfmt=".0f") + "\n")
 
 
+def stopping_markdown(table: pd.DataFrame) -> str:
+    """Per method: its whole-continuation chrF++ gain over the base model split into translation (the
+    first line's gain) and stopping (the rest: what scoring the whole continuation adds or takes
+    away, against the base's), from the table's means over seeds (its `avg` columns when there are
+    several pairs). Empty without both protocols or the base."""
+    first, whole = SCORES[score_key("first_line", "chrf++")], SCORES[score_key("whole", "chrf++")]
+    several_pairs = any(c.startswith("avg ") for c in table)
+    columns = [f"avg {label}" if several_pairs else next((c for c in table if c.endswith(f" {label}")), None)
+               for label in (first, whole)]
+    base = method_label(BASE)
+    if base not in table.index or not all(c in table for c in columns):
+        return ""
+    gain = table[columns].sub(table.loc[base, columns])
+    split = pd.DataFrame({"whole-continuation gain": gain[columns[1]], "translation (first line)": gain[columns[0]],
+                          "stopping (the rest)": gain[columns[1]] - gain[columns[0]]}).drop(index=base)
+    whole_gain = split["whole-continuation gain"]
+    split["% stopping"] = (100 * split["stopping (the rest)"] / whole_gain).where(whole_gain.abs() >= 0.5)
+    return ("Where each method's whole-continuation chrF++ gain over the base comes from: translation (its "
+            "first line's gain) and stopping (the rest: scoring the whole continuation, against the base's; "
+            "% stopping only where the whole gain is at least 0.5):\n\n"
+            + (split.round(2) + 0.0).to_markdown(floatfmt=".2f") + "\n")
+
+
+def stopping_report(profiles: dict[str, str | Path]) -> str:
+    """stopping_markdown for each profile (name -> its evaluation metrics directory), one section each."""
+    sections = []
+    for name, eval_dir in profiles.items():
+        split = stopping_markdown(build_table(_eval_records(eval_dir)))
+        sections.append(f"## {name}\n\nFrom `{eval_dir}`. " + (split or "One protocol only: nothing to split.\n"))
+    return ("# Where the gains come from: translation and stopping\n\n"
+            "Made by `ksl stopping` from the committed metrics of each profile (chrF++, means over seeds).\n\n"
+            + "\n".join(sections))
+
+
 COST_COLUMNS = {
     "seconds_per_step": "s / step",
     "peak_memory_gib": "peak memory (GiB)",
@@ -335,6 +369,9 @@ def report_markdown(eval_dir: str | Path, certify_dir: str | Path | None = None,
     shares = gain_shares_markdown(table)
     if shares:
         markdown += "\n" + shares
+    stopping = stopping_markdown(table)
+    if stopping:
+        markdown += "\n" + stopping
     certified = read_records(certify_dir, pairs, seeds) if certify_dir else []
     if certified:
         markdown += ("\nCertification (the embedding-tuned model with every non-ticket row reverted to the base,"
