@@ -325,3 +325,17 @@ def test_ksl_stopping_writes_one_section_per_profile_and_refuses_a_missing_direc
     assert [float(r.split("|")[4]) for r in rows] == [7.0, -5.0]  # stopping: 37 - 30; 25 - 30
     missing = CliRunner().invoke(main, ["stopping", f"a={tmp_path / 'nowhere'}"])
     assert missing.exit_code != 0 and "give NAME=DIR" in missing.output
+
+
+def test_the_epochs_of_early_stopped_runs_are_listed_per_method():
+    from kslottery.report.tables import epochs_markdown
+
+    runs = [{"pair": "en-ca", "seed": seed, "method": method, "epochs": epochs, "kept_epoch": kept, "dev_chrf++": dev}
+            for seed, method, epochs, kept, dev in ((1, "ticket", 5.0, 5.0, 20.5), (0, "ticket", 4.0, 2.0, 19.25),
+                                                    (0, "frequent-k", 3.0, 1.0, 22.0))]
+    text = epochs_markdown(runs + [{"pair": "en-ca", "seed": 0, "method": "embed", "steps": 125}])
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")[1:]]
+            for line in text.splitlines() if line.startswith("| ") and "method" not in line}
+    assert rows["KS tickets"] == ["2", "2, 5", "4, 5", "3.50", "19.25, 20.50"]  # seed 0 first
+    assert rows["most frequent k rows"][:3] == ["1", "1", "3"] and "embedding only" not in rows
+    assert epochs_markdown([{"pair": "en-ca", "seed": 0, "method": "embed", "steps": 125}]) == ""

@@ -165,16 +165,20 @@ def _metrics_dir_or_none(ctx, param, value):
               help="Certification metrics; `none` leaves them out.")
 @click.option("--ks-dir", default="metrics/ks", show_default=True, callback=_metrics_dir_or_none,
               help="ks-select metrics (ticket counts, overlaps); `none` leaves them out.")
-def table(eval_dir, certify_dir, ks_dir):
+@click.option("--train-dir", type=click.Path(exists=True, file_okay=False),
+              help="Training metrics: adds the epochs of runs that stopped early (train.patience).")
+def table(eval_dir, certify_dir, ks_dir, train_dir):
     """Print the comparison table (with certification and ticket overlaps) from the committed metrics.
 
     \b
     Metrics kept elsewhere, e.g. a side run's:
       ksl table --eval-dir results/target/eval --certify-dir none --ks-dir none
     """
-    from kslottery.report.tables import report_markdown
+    from kslottery.report.tables import epochs_markdown, read_records, report_markdown
 
-    click.echo(report_markdown(eval_dir, certify_dir, ks_dir)[1])
+    markdown = report_markdown(eval_dir, certify_dir, ks_dir)[1]
+    epochs = epochs_markdown(read_records(train_dir)) if train_dir else ""
+    click.echo(markdown + ("\n" + epochs if epochs else ""))
 
 
 def _profile_dirs(ctx, param, values):

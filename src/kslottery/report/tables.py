@@ -256,6 +256,26 @@ def stopping_markdown(table: pd.DataFrame) -> str:
             + (split.round(2) + 0.0).to_markdown(floatfmt=".2f") + "\n")
 
 
+def epochs_markdown(train_records: list[dict]) -> str:
+    """For runs that stopped early (train.patience: their metrics hold `kept_epoch`): per method,
+    the epoch whose weights each seed kept, the epochs it ran and the kept dev chrF++. Empty when
+    no run used early stopping."""
+    runs = [r for r in train_records if r.get("kept_epoch") is not None]
+    if not runs:
+        return ""
+    lines = []
+    for method in method_order({r["method"] for r in runs}):
+        mine = sorted((r for r in runs if r["method"] == method), key=lambda r: (r.get("pair", ""), r.get("seed", 0)))
+        lines.append({"method": method_label(method), "runs": len(mine),
+                      "kept epoch": ", ".join(f"{r['kept_epoch']:g}" for r in mine),
+                      "epochs run": ", ".join(f"{r['epochs']:g}" for r in mine),
+                      "mean kept epoch": sum(r["kept_epoch"] for r in mine) / len(mine),
+                      "dev chrF++ kept": ", ".join(f"{r['dev_chrf++']:.2f}" for r in mine if "dev_chrf++" in r)})
+    return ("Early stopping (train.patience): the epoch whose weights each run kept (the best dev chrF++) and the "
+            "epochs it ran, per run in pair and seed order:\n\n"
+            + pd.DataFrame(lines).to_markdown(index=False, floatfmt=".2f") + "\n")
+
+
 def stopping_report(profiles: dict[str, str | Path]) -> str:
     """stopping_markdown for each profile (name -> its evaluation metrics directory), one section each."""
     sections = []
