@@ -37,7 +37,7 @@ def test_row_traits_lists_the_moved_rows_with_ks_and_ticket_status():
     after[5] += 0.05 * np.random.default_rng(2).standard_normal(256).astype(np.float32) * before[5].std()
     counts, gradient = np.arange(10), np.linspace(0, 1, 10)
     frame = row_traits(before, after, [2], counts, gradient)
-    assert frame["row"].tolist() == [2, 5] and frame["ticket"].tolist() == [True, False]
+    assert frame["row"].tolist() == [2, 5] and frame["is_ticket"].tolist() == [True, False]
     assert set(TRAITS) <= set(frame.columns)
     assert frame.loc[0, "D"] >= critical_statistic(256, 0.05) > frame.loc[1, "D"]
     assert frame.loc[0, "coherence"] > 0.99 and frame.loc[1, "coherence"] < 0.1
@@ -61,7 +61,7 @@ def test_rank_summary_and_logistic_fit_find_the_trait_that_decides():
     generator = np.random.default_rng(3)
     n = 400
     frame = pd.DataFrame({name: generator.uniform(0.01, 1, n) for name in TRAITS})
-    frame["ticket"] = frame["coherence"] > 0.7
+    frame["is_ticket"] = frame["coherence"] > 0.7
     frame["D"] = frame["coherence"] + 0.01 * generator.standard_normal(n)
     summary = rank_summary(frame).set_index("trait")
     assert summary.loc["coherence", "AUC for tickets"] == 1.0 and summary.loc["coherence", "spearman with D"] > 0.95
@@ -114,7 +114,7 @@ def test_ksl_traits_reads_pipeline_runs_and_writes_tables_and_a_figure(tmp_path,
     result = CliRunner().invoke(main, ["traits", "en-ca", "--seed", "0", "--seed", "1", "--rows", "2"])
     assert result.exit_code == 0, result.output
     frame = pd.read_csv(project / "results" / "traits" / "en-ca-s1.csv")
-    assert sorted(frame["row"]) == sorted(ids[:2]) and frame.set_index("row").loc[ids[0], "ticket"]
+    assert sorted(frame["row"]) == sorted(ids[:2]) and frame.set_index("row").loc[ids[0], "is_ticket"]
     assert ((frame["gradient"] > 0) == (frame["inputs"] > 0)).all()  # a row gets gradient where its token is an input
     markdown = (project / "results" / "traits.md").read_text()
     assert "Seed 0: 2 moved rows, 1 tickets." in markdown and "Logistic fit" in markdown

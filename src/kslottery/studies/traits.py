@@ -72,7 +72,7 @@ def row_traits(before: np.ndarray, after: np.ndarray, ticket_ids, counts: np.nda
     rms = np.sqrt(((a - b) ** 2).mean(axis=1))
     tickets = set(np.asarray(ticket_ids, dtype=np.int64).tolist())
     return pd.DataFrame({
-        "row": moved, "D": statistic, "p": pvalue, "ticket": [int(r) in tickets for r in moved],
+        "row": moved, "D": statistic, "p": pvalue, "is_ticket": [int(r) in tickets for r in moved],
         "spread": spread, "update": np.divide(rms, spread, out=np.zeros_like(rms), where=spread > 0),
         "location": location, "scale": scale, "coherence": location + scale,
         "inputs": counts[moved], "gradient": gradient[moved],
@@ -129,7 +129,7 @@ def rank_summary(frame: pd.DataFrame) -> pd.DataFrame:
     lines = []
     for trait in TRAITS:
         rho = stats.spearmanr(frame[trait], frame["D"]).statistic
-        ticket, other = frame.loc[frame["ticket"], trait], frame.loc[~frame["ticket"], trait]
+        ticket, other = frame.loc[frame["is_ticket"], trait], frame.loc[~frame["is_ticket"], trait]
         auc = (stats.mannwhitneyu(ticket, other).statistic / (len(ticket) * len(other))
                if len(ticket) and len(other) else float("nan"))
         lines.append({"trait": trait, "spearman with D": round(float(rho), 3), "AUC for tickets": round(float(auc), 3)})
@@ -142,7 +142,7 @@ def logistic_fit(frame: pd.DataFrame, traits=("spread", "update", "coherence", "
     features = np.column_stack([np.log(frame[t].to_numpy(dtype=np.float64) + 1e-12) for t in traits])
     features = (features - features.mean(axis=0)) / np.where(features.std(axis=0) > 0, features.std(axis=0), 1.0)
     design = np.column_stack([np.ones(len(frame)), features])
-    target = frame["ticket"].to_numpy(dtype=np.float64)
+    target = frame["is_ticket"].to_numpy(dtype=np.float64)
 
     def loss(weights):
         z = design @ weights
@@ -185,9 +185,9 @@ def traits_markdown(frames: dict[int, pd.DataFrame], simulation: pd.DataFrame, p
     lines += [f"- `{name}`: {text}" for name, text in TRAITS.items()]
     lines += ["", "## Rank correlations", ""]
     for seed, frame in frames.items():
-        lines += [f"Seed {seed}: {len(frame):,} moved rows, {int(frame['ticket'].sum())} tickets.", "",
+        lines += [f"Seed {seed}: {len(frame):,} moved rows, {int(frame['is_ticket'].sum())} tickets.", "",
                   rank_summary(frame).to_markdown(index=False), ""]
-    medians = pooled.groupby("ticket")[list(TRAITS)].median().rename(index={True: "tickets", False: "other moved rows"})
+    medians = pooled.groupby("is_ticket")[list(TRAITS)].median().rename(index={True: "tickets", False: "other moved rows"})
     lines += ["## Medians, all seeds", "", medians.T.to_markdown(floatfmt=".4g"), "",
               "## Logistic fit, all seeds", "",
               "Ticket status on the standardised logs of the traits, all at once (a coefficient: the change in "
@@ -215,7 +215,7 @@ def plot_traits(frames: dict[int, pd.DataFrame], simulation: pd.DataFrame, d: in
                               (axes[1], "inputs", "training inputs that hold the token")):
         for is_ticket, look in ((False, dict(s=4, color="#8c8c8c", alpha=0.4, label="other moved rows")),
                                 (True, dict(s=14, color="#dd8452", label="KS tickets"))):
-            rows = frame[frame["ticket"] == is_ticket]
+            rows = frame[frame["is_ticket"] == is_ticket]
             ax.scatter(rows[trait].clip(lower=1e-6 if trait == "coherence" else 0.5), rows["D"], **look)
         ax.axhline(critical, color="k", lw=0.8, ls="--", label="critical D (alpha 0.05)")
         ax.set_xscale("log")
