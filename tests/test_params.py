@@ -80,6 +80,8 @@ def test_every_bad_key_is_reported_at_once(tmp_path):
         (lambda r: r["train"].update(patience=2) or r["evaluate"].update(dev_limit=0),
          "train.embed: patience stops on the dev score, but there is no dev evaluation"),
         (lambda r: r["train"].update(patience=-1), "train.patience: -1 must be >= 0"),
+        (lambda r: r["train"]["embed"].update(momentum=1.0, optimizer="sgd"),
+         "train.embed.momentum: 1.0 must be in [0, 1)"),
         (lambda r: r["prompt"].update(template="{src} {tgt} {source} {\"json\": 1}"), "prompt.template: has {\"json\": 1}"),
         (lambda r: r["prompt"].update(template="{src} {tgt} {source.__init__}"), "prompt.template: has {source.__init__}"),
         (lambda r: r["prompt"].update(template="{src} {tgt} {source} {source.upper}"), "prompt.template: has {source.upper}"),

@@ -132,6 +132,31 @@ def test_stop_control_refuses_tokens_built_without_the_tokenizer():
         rule("stop-tokens")([1, 2], 10, seed=0, tokens=TrainingTokens(inputs=[[1, 2]], prompts=[[1]]))
 
 
+class PieceTokenizer:
+    """A SentencePiece-like tokenizer (a word-start piece before text, newline as a byte piece), and
+    one that merges a newline into the word before it: what newline_id must cope with."""
+
+    def __init__(self, merges: bool = False, eos: int | None = 2):
+        self.merges, self.eos_token_id = merges, eos
+
+    def __call__(self, text, add_special_tokens=False):
+        pieces = {"a": [5, 6], "a\n": [5, 6, 13], "\n": [5, 13]}  # 5: the word-start piece "▁"
+        if self.merges:
+            pieces["a\n"] = [5, 7]
+        return {"input_ids": pieces[text]}
+
+
+def test_the_newline_row_is_what_a_newline_adds_to_a_line():
+    from kslottery.data.training_tokens import newline_id
+
+    assert newline_id(PieceTokenizer()) == 13  # not the word-start piece "\n" alone would bring along
+    assert newline_id(PieceTokenizer(merges=True)) is None
+    assert TrainingTokens.of([], PieceTokenizer()).stops == (2, 13)
+    assert TrainingTokens.of([], PieceTokenizer(merges=True, eos=None)).stops == ()
+    with pytest.raises(ValueError, match="no stop rows"):
+        rule("stop-tokens")([1], 20, seed=0, tokens=TrainingTokens.of([], PieceTokenizer(merges=True, eos=None)))
+
+
 def test_template_control_refuses_prompts_with_no_common_token():
     """A template that is only `{source}` leaves no token in every prompt: the control says so
     (naming the key to fix) instead of training an empty set of rows."""

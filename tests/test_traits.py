@@ -48,7 +48,7 @@ def test_the_simulation_grows_d_with_the_nudge_and_a_location_shift_most():
     """Measured, not assumed: at d = 576 every nudge raises D with its size; a shift of location
     raises it most, so it turns significant at a smaller size than independent nudges do."""
     frame = simulate(rows(n=100, d=576), (0.05, 0.1, 0.18, 0.5), seed=0).set_index(["nudge", "size"])
-    d, significant = frame["mean_D"], frame["significant_0.05"]
+    d, significant = frame["mean_D"], frame["significant"]
     for nudge in ("location", "scale", "independent"):
         assert d[nudge, 0.05] < d[nudge, 0.1] < d[nudge, 0.18] < d[nudge, 0.5], nudge
     assert d["location", 0.1] > 1.3 * d["independent", 0.1] and d["location", 0.1] > 1.3 * d["scale", 0.1]

@@ -38,6 +38,8 @@ def shrunk_params(params_path: Path, source: str | None, steps: int, sentences: 
         params["model"] = {**params["model"], "source": source, "gguf_file": None, "gguf_parts": [],
                            "gguf_sha256": None}
     params["train"]["steps"] = steps
+    for settings in (params["train"], *(v for v in params["train"].values() if isinstance(v, dict))):
+        settings.pop("patience", None)  # no dev scores here, so no early stopping (shared or a section's)
     params["alpha"] = max(params["alpha"], 0.5)  # a few steps move few rows far: keep some tickets
     params["checkpoint_every"] = 0
     params["evaluate"].update(dev_limit=0, limit=sentences)

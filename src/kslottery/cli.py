@@ -521,12 +521,12 @@ def traits(pair, seeds, params_path, base, models_dir, data_dir, n_rows, out):
         moved = rows if moved is None else moved
         write_text(Path(out) / "traits" / f"{pair}-s{seed}.csv", frames[seed].to_csv(index=False))
     sample = moved[np.random.default_rng(0).permutation(len(moved))[:n_rows]]
-    simulation = simulate(sample, SIZES)
+    simulation = simulate(sample, SIZES, alpha=params.alpha)
     write_text(Path(out) / "traits" / f"{pair}-simulation.csv", simulation.to_csv(index=False))
     md, png = Path(out) / "traits.md", Path(out) / "traits.png"
-    write_text(md, traits_markdown(frames, simulation, pair, moved.shape[1]))
+    write_text(md, traits_markdown(frames, simulation, pair, moved.shape[1], params.alpha))
     with atomic_file(png) as tmp:
-        plot_traits(frames, simulation, moved.shape[1], tmp)
+        plot_traits(frames, simulation, moved.shape[1], params.alpha, tmp)
     click.echo(md.read_text(encoding="utf-8"))
     click.echo(f"wrote {md}, {png}, {Path(out) / 'traits'}/")
 

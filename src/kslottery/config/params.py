@@ -247,7 +247,7 @@ class TrainParams:
     """Early stopping: end a run once its dev chrF++ has not improved for this many epochs, and keep
     the weights of its best epoch (0: never; every run trains `steps` steps). With it, `steps` is
     the most a run trains (the schedule still spans `steps`); the metrics say which epoch was kept."""
-    momentum: float = checked(at_least(0), 0.0)
+    momentum: float = checked(lambda v: None if 0 <= v < 1 else f"{v} must be in [0, 1) (1 or more diverges)", 0.0)
     """SGD's momentum (0: plain SGD); optimizer `sgd` only."""
     sections: dict[str, MethodSettings] = field(default_factory=dict)
     """train.<section> -> its settings (built by the loader from the method registry)."""

@@ -16,14 +16,16 @@ class TrainingTokens:
     prompts: list[list[int]]
     stops: tuple[int, ...] = ()
     """The ids a translation ends with: the tokenizer's end of text (which ends every training
-    target) and its newline (which ends the first line, the first-line protocol's cut)."""
+    target) and its newline (which ends the first line, the first-line protocol's cut); empty
+    when the tokenizer has neither."""
 
     @classmethod
     def of(cls, examples, tokenizer) -> TrainingTokens:
         """The tokens of encoded training examples (data.prompts.Example), with the tokenizer's stops."""
-        newline = tokenizer("\n", add_special_tokens=False)["input_ids"]
+        stops = [tokenizer.eos_token_id] if tokenizer.eos_token_id is not None else []
+        newline = newline_id(tokenizer)
         return cls(inputs=[e.input_ids for e in examples], prompts=[e.prompt_ids for e in examples],
-                   stops=tuple(dict.fromkeys([tokenizer.eos_token_id, *newline])))
+                   stops=tuple(dict.fromkeys(stops + ([newline] if newline is not None else []))))
 
     def counts(self) -> dict[int, int]:
         """How often each token id occurs in the training inputs."""
@@ -49,3 +51,13 @@ class TrainingTokens:
         language names, special tokens), however each source is tokenized."""
         common = set(self.prompts[0]).intersection(*map(set, self.prompts[1:]))
         return np.array(sorted(common), dtype=np.int64)
+
+
+def newline_id(tokenizer) -> int | None:
+    r"""The id of a newline that ends a line of text: what "a\n" adds to "a" when that is one token
+    (a SentencePiece tokenizer's "\n" alone would bring its word-start piece along; a tokenizer
+    that merges the newline with the text before it has no such id: None)."""
+    line = tokenizer("a", add_special_tokens=False)["input_ids"]
+    ended = tokenizer("a\n", add_special_tokens=False)["input_ids"]
+    added = ended[len(line):] if ended[:len(line)] == line else []
+    return added[0] if len(added) == 1 else None

@@ -8,8 +8,9 @@ from kslottery.config.registry import Method
 def stop_rows(ticket_rows: list[int], vocab_size: int, seed: int, tokens) -> list[int]:
     """The tokenizer's end-of-text and newline ids (k is not used)."""
     if not tokens.stops:
-        raise ValueError("the training tokens carry no stop ids; build them with "
-                         "TrainingTokens.of(examples, tokenizer)")
+        raise ValueError("no stop rows: the tokenizer names no end-of-text token and no single newline token "
+                         "(or the training tokens were not built with TrainingTokens.of); leave stop-tokens out of "
+                         "dvc.yaml's ticket-finetune and evaluate matrices for this model")
     return sorted(tokens.stops)
 
 

@@ -249,10 +249,10 @@ def stopping_markdown(table: pd.DataFrame) -> str:
     split = pd.DataFrame({"whole-continuation gain": gain[columns[1]], "translation (first line)": gain[columns[0]],
                           "stopping (the rest)": gain[columns[1]] - gain[columns[0]]}).drop(index=base)
     whole_gain = split["whole-continuation gain"]
-    split["% stopping"] = (100 * split["stopping (the rest)"] / whole_gain).where(whole_gain.abs() >= 0.5)
+    split["% stopping"] = (100 * split["stopping (the rest)"] / whole_gain).where(whole_gain >= 0.5)
     return ("Where each method's whole-continuation chrF++ gain over the base comes from: translation (its "
             "first line's gain) and stopping (the rest: scoring the whole continuation, against the base's; "
-            "% stopping only where the whole gain is at least 0.5):\n\n"
+            "% stopping only where the whole gain is at least +0.5):\n\n"
             + (split.round(2) + 0.0).to_markdown(floatfmt=".2f") + "\n")
 
 

@@ -101,10 +101,10 @@ def gradient_mass(model, examples, batch_size: int, seed: int, pad_token_id: int
     return mass.numpy()
 
 
-def simulate(rows: np.ndarray, sizes, seed: int = 0) -> pd.DataFrame:
+def simulate(rows: np.ndarray, sizes, seed: int = 0, alpha: float = 0.05) -> pd.DataFrame:
     """The KS distance between each of `rows` (n, d) and itself after each NUDGE of each size: one
-    line per (nudge, size) with the mean D and the share of rows it makes significant at the KS
-    test's usual alphas (via critical_statistic)."""
+    line per (nudge, size) with the mean D and the share of rows it makes significant at `alpha`
+    (D at or above critical_statistic)."""
     generator = np.random.default_rng(seed)
     rows = rows.astype(np.float64)
     spread = rows.std(axis=1, keepdims=True)
@@ -118,7 +118,7 @@ def simulate(rows: np.ndarray, sizes, seed: int = 0) -> pd.DataFrame:
                       "independent": size * spread * noise}[nudge]
             statistic, _ = ks_2samp_rows(rows.astype(np.float32), (rows + update).astype(np.float32))
             lines.append({"nudge": nudge, "size": size, "mean_D": float(statistic.mean()),
-                          "significant_0.05": float((statistic >= critical_statistic(d, 0.05)).mean())})
+                          "significant": float((statistic >= critical_statistic(d, alpha)).mean())})
     return pd.DataFrame(lines)
 
 
@@ -136,17 +136,30 @@ def rank_summary(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(lines)
 
 
-def logistic_fit(frame: pd.DataFrame, traits=("spread", "update", "coherence", "inputs", "gradient")) -> pd.DataFrame:
+def log_feature(values: np.ndarray) -> np.ndarray:
+    """log of a non-negative trait, with zeros at half the smallest positive value (not at a floor
+    of its own far below the data, which would make them outliers of the standardised log)."""
+    values = np.asarray(values, dtype=np.float64)
+    positive = values[values > 0]
+    return np.log(np.maximum(values, positive.min() / 2 if len(positive) else 1.0))
+
+
+def logistic_fit(frame: pd.DataFrame, traits=("spread", "update", "coherence", "inputs", "gradient"),
+                 penalty: float = 1.0) -> pd.DataFrame:
     """A small logistic regression of ticket status on the standardised logs of `traits` (one
-    model, all together): which trait carries the signal once the others are held fixed."""
-    features = np.column_stack([np.log(frame[t].to_numpy(dtype=np.float64) + 1e-12) for t in traits])
+    model, all together): which trait carries the signal once the others are held fixed. An L2
+    `penalty` on the coefficients (not the intercept) keeps them finite where a trait separates
+    tickets from the other rows completely."""
+    features = np.column_stack([log_feature(frame[t].to_numpy()) for t in traits])
     features = (features - features.mean(axis=0)) / np.where(features.std(axis=0) > 0, features.std(axis=0), 1.0)
     design = np.column_stack([np.ones(len(frame)), features])
     target = frame["is_ticket"].to_numpy(dtype=np.float64)
+    ridge = np.r_[0.0, np.full(len(traits), penalty)]
 
     def loss(weights):
         z = design @ weights
-        return float(np.sum(np.logaddexp(0.0, z) - target * z)), design.T @ (special.expit(z) - target)
+        value = np.sum(np.logaddexp(0.0, z) - target * z) + 0.5 * np.sum(ridge * weights ** 2)
+        return float(value), design.T @ (special.expit(z) - target) + ridge * weights
 
     weights = optimize.minimize(loss, np.zeros(design.shape[1]), jac=True, method="L-BFGS-B").x
     return pd.DataFrame({"trait": ["(intercept)", *traits], "coefficient (per std of log)": np.round(weights, 3)})
@@ -175,7 +188,8 @@ def run_traits(base, embed, tickets, train, pair: str, template: str, max_length
     return frame, before[frame["row"].to_numpy()]
 
 
-def traits_markdown(frames: dict[int, pd.DataFrame], simulation: pd.DataFrame, pair: str, d: int) -> str:
+def traits_markdown(frames: dict[int, pd.DataFrame], simulation: pd.DataFrame, pair: str, d: int,
+                    alpha: float) -> str:
     """Per seed the rank summary, then the logistic fit over the seeds' rows together, the
     traits' medians for tickets and other moved rows, and the simulation."""
     pooled = pd.concat(frames.values(), ignore_index=True)
@@ -195,35 +209,36 @@ def traits_markdown(frames: dict[int, pd.DataFrame], simulation: pd.DataFrame, p
               logistic_fit(pooled).to_markdown(index=False), "",
               "## Simulation: what the KS test sees", "",
               f"Real moved rows (d = {d}) nudged three ways at sizes in units of the row's spread: mean D and the "
-              f"share significant at alpha 0.05 (D >= {critical_statistic(d, 0.05):.4f}).", "",
-              simulation.pivot(index="size", columns="nudge", values=["mean_D", "significant_0.05"])
+              f"share significant at alpha {alpha:g} (D >= {critical_statistic(d, alpha):.4f}).", "",
+              simulation.pivot(index="size", columns="nudge", values=["mean_D", "significant"])
               .to_markdown(floatfmt=".4g"), ""]
     return "\n".join(lines)
 
 
-def plot_traits(frames: dict[int, pd.DataFrame], simulation: pd.DataFrame, d: int, out_png) -> None:
+def plot_traits(frames: dict[int, pd.DataFrame], simulation: pd.DataFrame, d: int, alpha: float,
+                out_png) -> None:
     """Left: D against the update's coherence, every moved row of the first seed, tickets marked.
     Middle: D against the token's training inputs, likewise. Right: the simulation's mean D by
-    nudge size, with the critical D at alpha 0.05."""
+    nudge size, with the critical D at `alpha`."""
     from kslottery.report.figures import label_axes, pyplot, save_png
 
     plt = pyplot()
     seed, frame = next(iter(frames.items()))
     fig, axes = plt.subplots(1, 3, figsize=(17, 4.8))
-    critical = critical_statistic(d, 0.05)
+    critical = critical_statistic(d, alpha)
     for ax, trait, xlabel in ((axes[0], "coherence", "coherence of the update (location + scale share)"),
                               (axes[1], "inputs", "training inputs that hold the token")):
         for is_ticket, look in ((False, dict(s=4, color="#8c8c8c", alpha=0.4, label="other moved rows")),
                                 (True, dict(s=14, color="#dd8452", label="KS tickets"))):
             rows = frame[frame["is_ticket"] == is_ticket]
             ax.scatter(rows[trait].clip(lower=1e-6 if trait == "coherence" else 0.5), rows["D"], **look)
-        ax.axhline(critical, color="k", lw=0.8, ls="--", label="critical D (alpha 0.05)")
+        ax.axhline(critical, color="k", lw=0.8, ls="--", label=f"critical D (alpha {alpha:g})")
         ax.set_xscale("log")
         label_axes(ax, f"seed {seed}: KS distance of every moved row", xlabel, "D")
     for nudge, colour in zip(NUDGES, ("#4c72b0", "#55a868", "#c44e52")):
         rows = simulation[simulation["nudge"] == nudge]
         axes[2].plot(rows["size"], rows["mean_D"], "o-", color=colour, label=nudge)
-    axes[2].axhline(critical, color="k", lw=0.8, ls="--", label="critical D (alpha 0.05)")
+    axes[2].axhline(critical, color="k", lw=0.8, ls="--", label=f"critical D (alpha {alpha:g})")
     axes[2].set_xscale("log")
     axes[2].set_yscale("log")
     label_axes(axes[2], "simulation: D of a real row after a nudge", "nudge size (x the row's spread)", "mean D")

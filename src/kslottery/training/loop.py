@@ -228,8 +228,9 @@ def train(model, examples: list[Example], params: TrainSettings, pad_token_id: i
             if best is not None and processes > 1:  # the main process decides for all
                 stop = bool(broadcast(torch.tensor([int(stop)], device=accelerator.device)).item())
             if stop and done < params.steps:
-                log.info("%s: no dev %s gain in %d epoch(s) after epoch %g: stopping at epoch %g", desc, DEV_SCORE,
-                         params.patience, best.row["epoch"] if best.row else 0, done / len(batches))
+                if accelerator.is_main_process:
+                    log.info("%s: no dev %s gain in %d epoch(s) after epoch %g: stopping at epoch %g", desc,
+                             DEV_SCORE, params.patience, best.row["epoch"], done / len(batches))
                 break
         if checkpoint is not None and done % checkpoint.every == 0 and done < params.steps:
             if accelerator.is_main_process:
@@ -272,9 +273,7 @@ class BestEpoch:
         self.since = 0  # evaluations since the best one
 
     def update(self, row: dict, model) -> bool:
-        if DEV_SCORE not in row:
-            raise TrainingError(f"early stopping watches dev {DEV_SCORE}, but the dev scores are {sorted(row)}")
-        if self.row is None or row[DEV_SCORE] > self.row[DEV_SCORE]:
+        if self._better(row):
             self.row, self.since = row, 0
             self.weights = {n: p.detach().to("cpu", copy=True) for n, p in model.named_parameters() if p.requires_grad}
             return False
@@ -284,11 +283,17 @@ class BestEpoch:
     def restore_state(self, weights: dict[str, torch.Tensor] | None, dev: list[dict]) -> None:
         """Pick up where a checkpoint left off: the best of its dev rows, with the weights it saved."""
         for row in dev:
-            if self.row is None or row[DEV_SCORE] > self.row[DEV_SCORE]:
+            if self._better(row):
                 self.row, self.since = row, 0
             else:
                 self.since += 1
         self.weights = weights
+
+    def _better(self, row: dict) -> bool:
+        """Whether `row` beats the best so far (strictly: a tie is no gain)."""
+        if DEV_SCORE not in row:
+            raise TrainingError(f"early stopping watches dev {DEV_SCORE}, but the dev scores are {sorted(row)}")
+        return self.row is None or row[DEV_SCORE] > self.row[DEV_SCORE]
 
     def keep(self, model, desc: str) -> dict:
         """Load the best weights into `model` (unless the last evaluation was the best); return its row."""
