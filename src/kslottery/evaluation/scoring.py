@@ -4,8 +4,9 @@ disk, spBLEU (sacrebleu's flores101 or flores200 SentencePiece tokenizer). Nothi
 A continuation is scored under two protocols (PROTOCOLS), from one decode:
 * `first_line`: the continuation up to its first newline, stripped: what a translation prompt of
   one line asks for, and what a model that has not learnt to stop still gets credit for;
-* `whole`: the whole continuation, newlines as spaces, as the KS-Lottery authors' evaluation scores
-  it: a model that runs on past its translation pays for it.
+* `whole`: the whole continuation, newlines as spaces, as the evaluation code of the authors'
+  earlier vocabulary-sharing repository scores it (docs/pipeline.md says where): a model that runs
+  on past its translation pays for it.
 Scores of `first_line` keep their plain names (`bleu`, `chrf++`, `spbleu`); those of another
 protocol carry its name (`whole_bleu`, ...)."""
 

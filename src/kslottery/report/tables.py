@@ -411,7 +411,8 @@ def report_markdown(eval_dir: str | Path, certify_dir: str | Path | None = None,
 
 
 PROTOCOL_NOTE = ("\nBLEU and chrF++ score the first line of each continuation; (whole): the whole continuation, "
-                 "newlines as spaces, as the authors' evaluation code scores it. One decode, both scores.\n")
+                 "newlines as spaces, as the evaluation code of the authors' earlier repository scores it. One decode, "
+                 "both scores.\n")
 BOOTSTRAP_SAMPLES = 1000
 
 
