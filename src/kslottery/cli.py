@@ -84,6 +84,19 @@ class Commands(click.Group):
         return command
 
 
+def embedding_run_options(command):
+    """--base, --models and --data: where a pipeline run's base model, tuned embedding, tickets and
+    training split are (the commands that study an embedding tuning: shifts, traits)."""
+    for option in reversed([
+        click.option("--base", default="models/base", show_default=True, type=click.Path(file_okay=False)),
+        click.option("--models", "models_dir", default="models", show_default=True, type=click.Path(file_okay=False),
+                     help="The pipeline's models directory ({pair}/s{seed}/embed and tickets.json under it)."),
+        click.option("--data", "data_dir", default="data/prepared", show_default=True,
+                     type=click.Path(file_okay=False), help="The prepared splits ({pair}/train.tsv under it).")]):
+        command = option(command)
+    return command
+
+
 @click.group(cls=Commands, context_settings={"help_option_names": ["-h", "--help"]})
 def main():
     """KS-Lottery: find and train the few token-embedding rows that carry a multilingual transfer.
@@ -433,11 +446,7 @@ def tickets(pair, seed, models_dir, top):
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(min=0), help="Which seed's embedding tuning.")
 @click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path(dir_okay=False),
               help="Where the prompt template and max_length (which tokens an input holds) come from.")
-@click.option("--base", default="models/base", show_default=True, type=click.Path(file_okay=False))
-@click.option("--models", "models_dir", default="models", show_default=True, type=click.Path(file_okay=False),
-              help="The pipeline's models directory ({pair}/s{seed}/embed and tickets.json under it).")
-@click.option("--data", "data_dir", default="data/prepared", show_default=True, type=click.Path(file_okay=False),
-              help="The prepared splits ({pair}/train.tsv under it).")
+@embedding_run_options
 @click.option("--out", default="results", show_default=True, type=click.Path(file_okay=False),
               help="Where shifts/{pair}-s{seed}.md and .csv go.")
 @user_errors
@@ -475,11 +484,7 @@ def shifts(pair, seed, params_path, base, models_dir, data_dir, out):
               help="Which seeds' embedding tuning (repeat; default: params `seeds`).")
 @click.option("--params", "params_path", default="params.yaml", show_default=True, type=click.Path(dir_okay=False),
               help="Where the prompt template, max_length and batch size (the training inputs and batches) come from.")
-@click.option("--base", default="models/base", show_default=True, type=click.Path(file_okay=False))
-@click.option("--models", "models_dir", default="models", show_default=True, type=click.Path(file_okay=False),
-              help="The pipeline's models directory ({pair}/s{seed}/embed and tickets.json under it).")
-@click.option("--data", "data_dir", default="data/prepared", show_default=True, type=click.Path(file_okay=False),
-              help="The prepared splits ({pair}/train.tsv under it).")
+@embedding_run_options
 @click.option("--rows", "n_rows", default=500, show_default=True, type=click.IntRange(min=1),
               help="Moved rows the simulation nudges (drawn from the first seed's).")
 @click.option("--out", default="results", show_default=True, type=click.Path(file_okay=False),
