@@ -208,3 +208,29 @@ def test_beam_search_is_generate_with_beams(tiny_model_dir):
         cut = next((i + 1 for i, t in enumerate(tokens) if t in stops), len(tokens))
         expected.append(tokens[:cut])
     assert beams == expected
+
+
+@pytest.mark.parametrize("profile, base, differs", [
+    ("converge.yaml", "params.yaml", {"train.ticket"}),
+    ("converge-k18.yaml", "params.yaml", {"train.ticket", "ks.top_k", "seeds"}),
+    ("gemma3-270m-converge-k18.yaml", "configs/gemma3-270m.yaml", {"train.ticket", "ks.top_k"}),
+])
+def test_the_convergence_profiles_change_only_the_token_methods_budget(profile, base, differs):
+    import yaml
+
+    def flat(tree, prefix=""):  # sections flattened to dotted keys down to a method's section
+        out = {}
+        for key, value in tree.items():
+            name = f"{prefix}{key}"
+            if isinstance(value, dict) and name not in {"train.ticket"}:
+                out.update(flat(value, name + "."))
+            else:
+                out[name] = value
+        return out
+
+    mine, theirs = flat(yaml.safe_load((REPO / "configs" / profile).read_text())), flat(yaml.safe_load((REPO / base).read_text()))
+    assert mine.keys() == theirs.keys()
+    assert {key for key in mine if mine[key] != theirs[key]} == differs
+    ticket = load_params(REPO / "configs" / profile).train_settings("ticket")
+    assert (ticket.steps, ticket.patience, ticket.lr) == (625, 2, theirs["train.ticket"]["lr"])
+    assert load_params(REPO / "configs" / profile).train_settings("embed") == load_params(REPO / base).train_settings("embed")
