@@ -339,3 +339,24 @@ def test_the_epochs_of_early_stopped_runs_are_listed_per_method():
     assert rows["KS tickets"] == ["2", "2, 5", "4, 5", "3.50", "19.25, 20.50"]  # seed 0 first
     assert rows["most frequent k rows"][:3] == ["1", "1", "3"] and "embedding only" not in rows
     assert epochs_markdown([{"pair": "en-ca", "seed": 0, "method": "embed", "steps": 125}]) == ""
+
+
+def test_ksl_table_lists_the_epochs_of_the_tabled_runs_only(tmp_path):
+    from click.testing import CliRunner
+
+    from kslottery.cli import main
+
+    for name in ("base", "ticket"):
+        path = tmp_path / "eval" / "en-ca" / (f"{name}.json" if name == "base" else f"s0/{name}.json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record("en-ca", name, 1.0, 20.0 if name == "base" else 30.0, 10)))
+    for seed, kept in ((0, 2.0), (1, 4.0)):  # seed 1 was trained but is not in the table's eval dir
+        path = tmp_path / "train" / "en-ca" / f"s{seed}" / "ticket.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"method": "ticket", "epochs": kept + 2, "kept_epoch": kept, "dev_chrf++": 20.0}))
+    result = CliRunner().invoke(main, ["table", "--eval-dir", str(tmp_path / "eval"), "--certify-dir", "none",
+                                       "--ks-dir", "none", "--train-dir", str(tmp_path / "train")])
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.output.splitlines() if line.startswith("| KS tickets") and "epoch" not in line
+               and line.count("|") == 7)
+    assert [c.strip() for c in row.strip("|").split("|")][1:3] == ["1", "2"]  # one run, kept epoch 2 (not 2, 4)

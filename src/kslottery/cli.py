@@ -190,7 +190,9 @@ def table(eval_dir, certify_dir, ks_dir, train_dir):
     from kslottery.report.tables import epochs_markdown, read_records, report_markdown
 
     markdown = report_markdown(eval_dir, certify_dir, ks_dir)[1]
-    epochs = epochs_markdown(read_records(train_dir)) if train_dir else ""
+    tabled = {(r.get("pair"), r.get("seed"), r.get("method")) for r in read_records(eval_dir)}
+    epochs = epochs_markdown([r for r in read_records(train_dir)
+                              if (r.get("pair"), r.get("seed"), r.get("method")) in tabled]) if train_dir else ""
     click.echo(markdown + ("\n" + epochs if epochs else ""))
 
 
