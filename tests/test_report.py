@@ -360,3 +360,27 @@ def test_ksl_table_lists_the_epochs_of_the_tabled_runs_only(tmp_path):
     row = next(line for line in result.output.splitlines() if line.startswith("| KS tickets") and "epoch" not in line
                and line.count("|") == 7)
     assert [c.strip() for c in row.strip("|").split("|")][1:3] == ["1", "2"]  # one run, kept epoch 2 (not 2, 4)
+
+
+def test_ksl_table_draws_the_dev_curves_of_multi_epoch_runs(tmp_path):
+    from click.testing import CliRunner
+
+    from kslottery.cli import main
+
+    for name in ("base", "ticket", "embed"):
+        path = tmp_path / "eval" / "en-ca" / (f"{name}.json" if name == "base" else f"s0/{name}.json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record("en-ca", name, 1.0, 20.0, 10)))
+    train = tmp_path / "train" / "en-ca" / "s0"
+    train.mkdir(parents=True)
+    (train / "ticket.dev.csv").write_text("epoch,step,chrf++,bleu\n1.0,125,10.5,1.0\n2.0,250,12.25,2.0\n3.0,375,11.0,1.5\n")
+    (train / "embed.dev.csv").write_text("epoch,step,chrf++,bleu\n1.0,125,20.0,3.0\n")  # one epoch: not a curve
+    out = tmp_path / "dev.png"
+    args = ["table", "--eval-dir", str(tmp_path / "eval"), "--certify-dir", "none", "--ks-dir", "none"]
+    result = CliRunner().invoke(main, [*args, "--train-dir", str(tmp_path / "train"), "--dev-curves", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.read_bytes()[:4] == b"\x89PNG"
+    curve = pd.read_csv(out.with_suffix(".csv"))
+    assert list(curve[curve["method"] == "ticket"]["chrF++"]) == [10.5, 12.25, 11.0]
+    refused = CliRunner().invoke(main, [*args, "--dev-curves", str(tmp_path / "other.png")])
+    assert refused.exit_code != 0 and "add --train-dir" in refused.output and not (tmp_path / "other.png").exists()

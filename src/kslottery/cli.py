@@ -180,13 +180,17 @@ def _metrics_dir_or_none(ctx, param, value):
               help="ks-select metrics (ticket counts, overlaps); `none` leaves them out.")
 @click.option("--train-dir", type=click.Path(exists=True, file_okay=False),
               help="Training metrics: adds the epochs of runs that stopped early (train.patience).")
-def table(eval_dir, certify_dir, ks_dir, train_dir):
+@click.option("--dev-curves", type=click.Path(dir_okay=False),
+              help="With --train-dir: draw each run's dev chrF++ per epoch to this PNG, its data beside it (.csv).")
+def table(eval_dir, certify_dir, ks_dir, train_dir, dev_curves):
     """Print the comparison table (with certification and ticket overlaps) from the committed metrics.
 
     \b
     Metrics kept elsewhere, e.g. a side run's:
       ksl table --eval-dir results/target/eval --certify-dir none --ks-dir none
     """
+    if dev_curves and not train_dir:
+        raise click.UsageError("--dev-curves draws from the training metrics: add --train-dir DIR")
     from kslottery.report.tables import epochs_markdown, read_records, report_markdown
 
     markdown = report_markdown(eval_dir, certify_dir, ks_dir)[1]
@@ -194,6 +198,16 @@ def table(eval_dir, certify_dir, ks_dir, train_dir):
     epochs = epochs_markdown([r for r in read_records(train_dir)
                               if (r.get("pair"), r.get("seed"), r.get("method")) in tabled]) if train_dir else ""
     click.echo(markdown + ("\n" + epochs if epochs else ""))
+    if dev_curves:
+        from kslottery.report.figures import dev_curves_frame, plot_dev_curves
+
+        curves = dev_curves_frame(train_dir)
+        curves = curves[[(p, s, m) in tabled for p, s, m in zip(curves["pair"], curves["seed"], curves["method"])]]
+        if plot_dev_curves(curves, dev_curves):
+            curves.to_csv(Path(dev_curves).with_suffix(".csv"), index=False)
+            click.echo(f"dev curves: {dev_curves} and {Path(dev_curves).with_suffix('.csv')}", err=True)
+        else:
+            click.echo("dev curves: no tabled run trained more than one epoch; nothing drawn", err=True)
 
 
 def _profile_dirs(ctx, param, values):

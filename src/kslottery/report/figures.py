@@ -5,6 +5,8 @@
 * ks_histogram.png: how many rows reached each value of the KS statistic D (only h/d values
   occur), tickets in colour, and the critical D of alpha as a line: the rows right of it are the
   winning tickets. One panel per pair (first seed).
+* dev curves (`ksl table --train-dir DIR --dev-curves PNG`): dev chrF++ after every epoch of each
+  run, for runs trained more than one epoch (e.g. to convergence with train.patience).
 """
 
 from __future__ import annotations
@@ -83,6 +85,42 @@ def plot_losses(train_dir: str | Path, pairs, seeds, out_png: str | Path, target
                     label=label(method))
         label_axes(ax, f"{pair}: training loss" + (f" (mean of {len(seeds)} seeds)" if len(seeds) > 1 else ""),
                    "optimizer step", "loss on target tokens")
+    save_png(fig, out_png)
+    return True
+
+
+def dev_curves_frame(train_dir: str | Path) -> pd.DataFrame:
+    """Every run's dev scores per epoch, long: pair, seed, method, epoch, chrF++, BLEU (from
+    {pair}/s{seed}/{method}.dev.csv, which the training stages write after every epoch)."""
+    frames = []
+    for path in sorted(Path(train_dir).glob("*/s*/*.dev.csv")):
+        frame = pd.read_csv(path)
+        if frame.empty:
+            continue
+        frames.append(frame.rename(columns={"chrf++": "chrF++", "bleu": "BLEU"}).assign(
+            pair=path.parts[-3], seed=int(path.parts[-2][1:]), method=path.name.removesuffix(".dev.csv")))
+    columns = ["pair", "seed", "method", "epoch", "chrF++", "BLEU"]
+    return pd.concat(frames)[columns].reset_index(drop=True) if frames else pd.DataFrame(columns=columns)
+
+
+def plot_dev_curves(curves: pd.DataFrame, out_png: str | Path) -> bool:
+    """Dev chrF++ per epoch, one panel per pair: each seed thin, the mean over seeds bold, per method;
+    only runs of more than one epoch. False (and nothing written) when there are none."""
+    curves = curves[curves.groupby(["pair", "seed", "method"])["epoch"].transform("count") > 1]
+    if curves.empty:
+        return False
+    plt = pyplot()
+    pairs = sorted(curves["pair"].unique())
+    fig, axes = plt.subplots(1, len(pairs), figsize=(6.5 * len(pairs), 4.2), squeeze=False)
+    for ax, pair in zip(axes[0], pairs):
+        mine = curves[curves["pair"] == pair]
+        for method in order(set(mine["method"])):
+            runs = mine[mine["method"] == method]
+            for _, run in runs.groupby("seed"):
+                ax.plot(run["epoch"], run["chrF++"], color=colour(method), alpha=0.3, linewidth=0.8, marker=".")
+            mean = runs.groupby("epoch")["chrF++"].mean()
+            ax.plot(mean.index, mean, color=colour(method), linewidth=1.8, label=label(method))
+        label_axes(ax, f"{pair}: dev chrF++ after each epoch (thin: a seed; bold: their mean)", "epoch", "dev chrF++")
     save_png(fig, out_png)
     return True
 
