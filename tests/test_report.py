@@ -375,12 +375,16 @@ def test_ksl_table_draws_the_dev_curves_of_multi_epoch_runs(tmp_path):
     train.mkdir(parents=True)
     (train / "ticket.dev.csv").write_text("epoch,step,chrf++,bleu\n1.0,125,10.5,1.0\n2.0,250,12.25,2.0\n3.0,375,11.0,1.5\n")
     (train / "embed.dev.csv").write_text("epoch,step,chrf++,bleu\n1.0,125,20.0,3.0\n")  # one epoch: not a curve
-    out = tmp_path / "dev.png"
     args = ["table", "--eval-dir", str(tmp_path / "eval"), "--certify-dir", "none", "--ks-dir", "none"]
+    out = tmp_path / "new" / "dev.png"  # a folder that does not exist yet is made
     result = CliRunner().invoke(main, [*args, "--train-dir", str(tmp_path / "train"), "--dev-curves", str(out)])
     assert result.exit_code == 0, result.output
     assert out.read_bytes()[:4] == b"\x89PNG"
     curve = pd.read_csv(out.with_suffix(".csv"))
     assert list(curve[curve["method"] == "ticket"]["chrF++"]) == [10.5, 12.25, 11.0]
+    from kslottery.report.figures import plot_dev_curves
+
+    assert not plot_dev_curves(curve[curve["method"] == "embed"], tmp_path / "one-epoch.png")  # no curve, no file
+    assert not (tmp_path / "one-epoch.png").exists()
     refused = CliRunner().invoke(main, [*args, "--dev-curves", str(tmp_path / "other.png")])
     assert refused.exit_code != 0 and "add --train-dir" in refused.output and not (tmp_path / "other.png").exists()

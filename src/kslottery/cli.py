@@ -194,15 +194,16 @@ def table(eval_dir, certify_dir, ks_dir, train_dir, dev_curves):
     from kslottery.report.tables import epochs_markdown, read_records, report_markdown
 
     markdown = report_markdown(eval_dir, certify_dir, ks_dir)[1]
-    tabled = {(r.get("pair"), r.get("seed"), r.get("method")) for r in read_records(eval_dir)}
-    epochs = epochs_markdown([r for r in read_records(train_dir)
-                              if (r.get("pair"), r.get("seed"), r.get("method")) in tabled]) if train_dir else ""
+    run = lambda r: (r.get("pair"), r.get("seed"), r.get("method"))  # noqa: E731
+    tabled = {run(r) for r in read_records(eval_dir)}
+    epochs = epochs_markdown([r for r in read_records(train_dir) if run(r) in tabled]) if train_dir else ""
     click.echo(markdown + ("\n" + epochs if epochs else ""))
     if dev_curves:
         from kslottery.report.figures import dev_curves_frame, plot_dev_curves
 
         curves = dev_curves_frame(train_dir)
-        curves = curves[[(p, s, m) in tabled for p, s, m in zip(curves["pair"], curves["seed"], curves["method"])]]
+        curves = curves[[run(r) in tabled for r in curves.to_dict("records")]]
+        Path(dev_curves).parent.mkdir(parents=True, exist_ok=True)
         if plot_dev_curves(curves, dev_curves):
             curves.to_csv(Path(dev_curves).with_suffix(".csv"), index=False)
             click.echo(f"dev curves: {dev_curves} and {Path(dev_curves).with_suffix('.csv')}", err=True)

@@ -48,12 +48,17 @@ def save_png(fig, out_png: str | Path, dpi: int = 120) -> None:
     pyplot().close(fig)
 
 
+def run_files(train_dir: str | Path, suffix: str):
+    """(pair, seed, method, path) of every {pair}/s{seed}/{method}{suffix} under a training metrics dir."""
+    for path in sorted(Path(train_dir).glob(f"*/s*/*{suffix}")):
+        yield path.parts[-3], int(path.parts[-2][1:]), path.name.removesuffix(suffix), path
+
+
 def read_losses(train_dir: str | Path, pairs, seeds, targets=None) -> dict[str, dict[str, pd.DataFrame]]:
     """pair -> method -> DataFrame(step, one column per seed) from {pair}/s{seed}/{method}.loss.csv
     (of the given pairs, seeds and, for target methods, ks.target patterns)."""
     curves: dict[str, dict[str, dict[int, pd.Series]]] = {}
-    for path in sorted(Path(train_dir).glob("*/s*/*.loss.csv")):
-        pair, seed, method = path.parts[-3], int(path.parts[-2][1:]), path.name.removesuffix(".loss.csv")
+    for pair, seed, method, path in run_files(train_dir, ".loss.csv"):
         if pair in pairs and seed in seeds and in_scope(method, targets):
             curves.setdefault(pair, {}).setdefault(method, {})[seed] = pd.read_csv(path, index_col="step")["loss"]
     return {pair: {m: pd.DataFrame(by_seed) for m, by_seed in methods.items()} for pair, methods in curves.items()}
@@ -93,12 +98,10 @@ def dev_curves_frame(train_dir: str | Path) -> pd.DataFrame:
     """Every run's dev scores per epoch, long: pair, seed, method, epoch, chrF++, BLEU (from
     {pair}/s{seed}/{method}.dev.csv, which the training stages write after every epoch)."""
     frames = []
-    for path in sorted(Path(train_dir).glob("*/s*/*.dev.csv")):
+    for pair, seed, method, path in run_files(train_dir, ".dev.csv"):
         frame = pd.read_csv(path)
-        if frame.empty:
-            continue
-        frames.append(frame.rename(columns={"chrf++": "chrF++", "bleu": "BLEU"}).assign(
-            pair=path.parts[-3], seed=int(path.parts[-2][1:]), method=path.name.removesuffix(".dev.csv")))
+        if not frame.empty:
+            frames.append(frame.rename(columns={"chrf++": "chrF++", "bleu": "BLEU"}).assign(pair=pair, seed=seed, method=method))
     columns = ["pair", "seed", "method", "epoch", "chrF++", "BLEU"]
     return pd.concat(frames)[columns].reset_index(drop=True) if frames else pd.DataFrame(columns=columns)
 
