@@ -170,7 +170,23 @@ def test_dvc_repro_end_to_end(tmp_path, tiny_model_dir):
     # The committed results re-derive from the committed code, as CI checks the real default's:
     # params, prepare-model, prepare-data, evaluate-base byte for byte, every method's first steps.
     rederive = [sys.executable, str(REPO / "tools/rederive.py"), "--repo", str(project), "--steps", "2"]
+    unrecorded = subprocess.run(rederive, cwd=project, env=ENV, capture_output=True, text=True)
+    assert unrecorded.returncode == 1 and "no md5 of its first 2 steps is recorded" in unrecorded.stderr
+    assert "wrote" in run([*rederive, "--record"], project)
+    record_file = project / "metrics/rederive/en-ca.json"
+    record = json.loads(record_file.read_text())
+    assert record["steps"] == 2 and len(record["runs"]) == len(EMBEDDING_METHODS)
+    assert record["runs"]["baseline@en-ca-0-full"]["weights_md5"] != record["runs"]["embed-finetune@en-ca-0"]["weights_md5"]
+    run(["git", "add", str(record_file)], project)
+    run(["git", "commit", "-q", "-m", "the first steps' md5s"], project)
     assert "re-derived" in run(rederive, project)
+    ticket_stage = "ticket-finetune@en-ca-0-ticket"
+    record["runs"][ticket_stage]["weights_md5"] = "0" * 32  # other bytes than the code writes
+    record_file.write_text(json.dumps(record))
+    run(["git", "commit", "-q", "-am", "a tampered record"], project)
+    tampered = subprocess.run(rederive, cwd=project, env=ENV, capture_output=True, text=True)
+    assert tampered.returncode == 1 and f"{ticket_stage}: its first 2 steps write other bytes" in tampered.stderr
+    run(["git", "revert", "--no-edit", "HEAD"], project)
     base_scores = project / "metrics/eval/en-ca/base.json"
     honest = base_scores.read_text()
     base_scores.write_text(honest.replace('"chrf++": ', '"chrf++": 1'))  # a published number the code did not make
@@ -181,6 +197,12 @@ def test_dvc_repro_end_to_end(tmp_path, tiny_model_dir):
     assert "`dvc repro evaluate-base@en-ca`" in tampered.stderr
     base_scores.write_text(honest)
     run(["git", "commit", "-q", "-am", "the score the code made"], project)
+    figures = project / "src/kslottery/report/figures.py"
+    figures.write_text(figures.read_text() + "\n# a change to code the table stage imports\n")
+    run(["git", "commit", "-q", "-am", "a change without its rerun"], project)
+    stale = subprocess.run([*rederive, "--skip-training"], cwd=project, env=ENV, capture_output=True, text=True)
+    assert stale.returncode == 1 and "dvc.lock is stale for 1 stage(s) (table)" in stale.stderr, stale.stderr
+    run(["git", "revert", "--no-edit", "HEAD"], project)
 
     # The price of a change: a label or a colour reruns the table alone; a new token method (its own
     # file, params section and row rule) adds its own stages and reruns no existing one.

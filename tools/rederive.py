@@ -3,24 +3,33 @@ that a published number is what the code computes.
 
 In a temporary clone of the repository's last commit (the work tree is never touched):
 
-1. the params each stage of dvc.lock recorded equal params.yaml's, and the lock names no stage
-   dvc.yaml no longer has;
+1. dvc.lock matches the code: no stage is stale (`dvc repro --dry --allow-missing` reruns nothing),
+   the params each stage recorded equal params.yaml's, and the lock names no stage dvc.yaml no
+   longer has;
 2. prepare-model and prepare-data@PAIR rerun and write what dvc.lock records (its md5s);
 3. evaluate-base@PAIR reruns and writes the committed metrics JSON and translations, byte for byte;
 4. the first STEPS steps of seed 0's run of every trained method (the stage's own command, stopped
    with --stop-after on the full run's schedule) give the committed loss CSV's first STEPS losses,
-   exactly.
+   exactly, and weights whose md5 is the one metrics/rederive/PAIR.json records for that lock entry:
+   the losses tie the check to the published run, the md5 to its bytes (a loss CSV has 5 decimals,
+   which machines that write other bytes still agree on).
+
+`--record` writes metrics/rederive/PAIR.json (into the repository, once every other check passes):
+run it on the machine that ran the pipeline, then commit it with dvc.lock. A record made for another
+lock entry of a stage (its command, deps or params) counts as missing.
 
 Every failure names the stage and the rerun that mends it; exit status 1 if any. With portable
 numerics (docs/numerics.md) this holds on any x86-64 machine with AVX2, so CI runs it on every landing.
 
     python tools/rederive.py                 # the first pair, 3 steps per method
     python tools/rederive.py --skip-training # 1-3 only
+    python tools/rederive.py --record        # after a rerun: write the weights' md5s to commit
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -63,6 +72,20 @@ def params_problems(clone: Path, lock: dict, stage_names: set[str]) -> list[str]
     return problems
 
 
+def stale_problems(clone: Path, dvc: list, env: dict) -> list[str]:
+    """The stages whose code, deps or params changed since the run dvc.lock records (outputs that are
+    merely absent, as in any fresh clone, do not count)."""
+    dry = sh([*dvc, "repro", "--dry", "--allow-missing"], clone, env)
+    if dry.returncode:
+        return [f"`dvc repro --dry --allow-missing` failed: {dry.stderr.strip().splitlines()[-1:]}"]
+    stale = [line.split("'")[1] for line in dry.stdout.splitlines() if line.startswith("Running stage '")]
+    if not stale:
+        return []
+    shown = ", ".join(stale[:5]) + (f" and {len(stale) - 5} more" if len(stale) > 5 else "")
+    return [f"dvc.lock is stale for {len(stale)} stage(s) ({shown}): their code, deps or params changed since "
+            "the locked run; `dvc repro` them and commit dvc.lock and their outputs"]
+
+
 def training_stages(stages: dict, pair: str) -> dict[str, tuple[str, bool]]:
     """method -> (its seed-0 training stage in dvc.yaml, whether that stage reads tickets), for every
     method dvc.yaml trains on the embedding."""
@@ -81,12 +104,45 @@ def outs_md5(lock: dict, stage: str) -> dict[str, str]:
     return {out["path"]: out.get("md5") for out in lock["stages"].get(stage, {}).get("outs", [])}
 
 
+def weights_md5(folder: Path) -> str:
+    """md5 of a saved run's weights alone (its *.safetensors in path order): the card beside them
+    records the machine's numerics mode, which is no part of the bytes under test."""
+    digest = hashlib.md5()
+    for path in sorted(folder.rglob("*.safetensors")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def entry_digest(entry: dict) -> str:
+    """Which lock entry a record belongs to: its command, deps and params."""
+    return hashlib.md5(json.dumps({key: entry.get(key) for key in ("cmd", "deps", "params")},
+                                  sort_keys=True).encode()).hexdigest()
+
+
+def record_path(repo: Path, pair: str) -> Path:
+    return repo / "metrics" / "rederive" / f"{pair}.json"
+
+
+def record_problem(stage: str, recorded: dict, run: dict, steps: int, mend: str) -> str | None:
+    """Why `run` (this machine's first steps of `stage`) does not match the committed record, if it does not."""
+    known = recorded.get("runs", {}).get(stage) if recorded.get("steps") == steps else None
+    if known is None or known["lock_entry"] != run["lock_entry"]:
+        return f"{stage}: no md5 of its first {steps} steps is recorded for its locked run: {mend}"
+    if known["weights_md5"] != run["weights_md5"]:
+        return (f"{stage}: its first {steps} steps write other bytes ({run['weights_md5']}) than recorded "
+                f"({known['weights_md5']}): the code or this machine's numerics differ from the locked run's "
+                f"(docs/numerics.md); rerun `dvc repro {stage}` and {mend}")
+    return None
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repo", type=Path, default=REPO, help="The repository (its last commit is checked).")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--pair", help="Default: the first of params.yaml's pairs.")
     parser.add_argument("--skip-training", action="store_true", help="Checks 1-3 only.")
+    parser.add_argument("--record", action="store_true",
+                        help="Write metrics/rederive/PAIR.json (the first steps' weight md5s) once the other checks pass.")
     args = parser.parse_args(argv)
 
     python = Path(sys.executable)
@@ -104,15 +160,20 @@ def main(argv=None) -> int:
         pair = args.pair or params["pairs"][0]
         listed = sh([*dvc, "stage", "list", "--name-only"], clone, env)
         problems += params_problems(clone, lock, set(listed.stdout.split()))
+        problems += stale_problems(clone, dvc, env)
         report = lambda name, seconds, ok: print(f"{'ok  ' if ok else 'FAIL'} {name} ({seconds:.0f} s)", flush=True)  # noqa: E731
 
         for stage in ("prepare-model", f"prepare-data@{pair}", f"evaluate-base@{pair}"):
             start = time.perf_counter()
-            ran = sh([*dvc, "repro", "-s", stage], clone, env)
+            ran = sh([*dvc, "repro", "--force", "-s", stage], clone, env)  # its outputs are committed: force
             if ran.returncode:
                 problems.append(f"{stage}: failed to rerun ({ran.stderr.strip().splitlines()[-1:]})")
                 report(stage, time.perf_counter() - start, False)
                 break
+            if "didn't change, skipping" in ran.stdout:  # a check that reran nothing proves nothing
+                problems.append(f"{stage}: dvc skipped it instead of rerunning it")
+                report(stage, time.perf_counter() - start, False)
+                continue
             new_lock = yaml.safe_load((clone / "dvc.lock").read_text())
             wrong = [path for path, md5 in outs_md5(lock, stage).items() if outs_md5(new_lock, stage).get(path) != md5]
             if stage.startswith("evaluate-base"):  # metrics are in git, not the cache: compare the bytes
@@ -127,10 +188,15 @@ def main(argv=None) -> int:
 
         if not args.skip_training and not problems:
             sys.path.insert(0, str(clone / "src"))
+            from kslottery.atomic import write_json
             from kslottery.config.registry import names, target_method, trained
             from kslottery.pipeline.launch import finetune_command
 
             stages = training_stages(yaml.safe_load((clone / "dvc.yaml").read_text())["stages"], pair)
+            recorded_file = record_path(clone, pair)
+            recorded = json.loads(recorded_file.read_text()) if recorded_file.is_file() else {}
+            record = {"steps": args.steps, "runs": {}}
+            mend = f"`python tools/rederive.py --record` and commit {recorded_file.relative_to(clone)}"
             for method in names(lambda entry: trained(entry) and not target_method(entry)):
                 committed = clone / "metrics" / "train" / pair / "s0" / f"{method}.loss.csv"
                 stage, reads_tickets = stages[method]
@@ -153,7 +219,17 @@ def main(argv=None) -> int:
                     why = ran.stderr.strip().splitlines()[-1:] if ran.returncode else f"{got[1:]} against {expected[1:]}"
                     problems.append(f"{stage}: its first {args.steps} losses differ from the committed "
                                     f"{committed.relative_to(clone)} ({why}): rerun `dvc repro {stage}` and commit")
+                else:
+                    run = {"lock_entry": entry_digest(lock["stages"].get(stage, {})), "weights_md5": weights_md5(out / "model")}
+                    record["runs"][stage] = run
+                    problem = None if args.record else record_problem(stage, recorded, run, args.steps, mend)
+                    ok = problem is None
+                    problems += [problem] if problem else []
                 report(f"{stage}, first {args.steps} steps", time.perf_counter() - start, ok)
+            if args.record and not problems:
+                target = record_path(args.repo.resolve(), pair)
+                write_json(target, record)
+                print(f"wrote {target}")
     for problem in problems:
         print(f"- {problem}", file=sys.stderr)
     print(f"{'re-derived: the committed roots are what the code computes' if not problems else f'{len(problems)} problem(s)'}")
