@@ -3,7 +3,8 @@ that a published number is what the code computes.
 
 In a temporary clone of the repository's last commit (the work tree is never touched):
 
-1. dvc.lock matches the code: no stage is stale (`dvc repro --dry --allow-missing` reruns nothing),
+1. dvc.lock matches the code: `dvc status` finds no stage whose code, deps, params or committed
+   outputs changed (absent models, as in any fresh clone, are fine),
    the params each stage recorded equal params.yaml's, and the lock names no stage dvc.yaml no
    longer has;
 2. prepare-model and prepare-data@PAIR rerun and write what dvc.lock records (its md5s);
@@ -72,18 +73,30 @@ def params_problems(clone: Path, lock: dict, stage_names: set[str]) -> list[str]
     return problems
 
 
+def stale_stages(status: dict) -> list[str]:
+    """The stages of `dvc status --json` whose code, deps, params or committed outputs changed since
+    the run dvc.lock records. Outputs that are merely absent (`deleted`, `not in cache`), as in any
+    fresh clone, do not count; a changed command does."""
+    def states(group):
+        for state in group.values():
+            yield from states(state) if isinstance(state, dict) else [state]
+
+    return [stage for stage, entries in status.items()
+            if any(isinstance(entry, str) or any(state not in ("deleted", "not in cache")
+                                                 for group in entry.values() for state in states(group))
+                   for entry in entries)]
+
+
 def stale_problems(clone: Path, dvc: list, env: dict) -> list[str]:
-    """The stages whose code, deps or params changed since the run dvc.lock records (outputs that are
-    merely absent, as in any fresh clone, do not count)."""
-    dry = sh([*dvc, "repro", "--dry", "--allow-missing"], clone, env)
-    if dry.returncode:
-        return [f"`dvc repro --dry --allow-missing` failed: {dry.stderr.strip().splitlines()[-1:]}"]
-    stale = [line.split("'")[1] for line in dry.stdout.splitlines() if line.startswith("Running stage '")]
+    status = sh([*dvc, "status", "--json"], clone, env)
+    if status.returncode:
+        return [f"`dvc status` failed: {status.stderr.strip().splitlines()[-1:]}"]
+    stale = stale_stages(json.loads(status.stdout or "{}"))
     if not stale:
         return []
     shown = ", ".join(stale[:5]) + (f" and {len(stale) - 5} more" if len(stale) > 5 else "")
-    return [f"dvc.lock is stale for {len(stale)} stage(s) ({shown}): their code, deps or params changed since "
-            "the locked run; `dvc repro` them and commit dvc.lock and their outputs"]
+    return [f"dvc.lock is stale for {len(stale)} stage(s) ({shown}): their code, deps, params or committed "
+            "outputs changed since the locked run; `dvc repro` them and commit dvc.lock and their outputs"]
 
 
 def training_stages(stages: dict, pair: str) -> dict[str, tuple[str, bool]]:
