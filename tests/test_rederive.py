@@ -1,8 +1,10 @@
-"""tools/rederive.py's reading of `dvc status --json`: which stages no longer match the lock."""
+"""tools/rederive.py's fast parts: its reading of `dvc status --json` (which stages no longer match the
+lock) and its refusal of bad arguments before any rerun."""
 
 import importlib.util
-
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -28,3 +30,12 @@ def test_changed_code_params_outputs_or_command_are_stale():
               "evaluate-base@en-ca": [{"changed outs": {"metrics/eval/en-ca/base.json": "modified"}}],
               "certify@en-ca-0": ["changed command"]}
     assert rederive.stale_stages(status) == ["table", "ks-select@en-ca-0", "evaluate-base@en-ca", "certify@en-ca-0"]
+
+
+def test_a_bad_pair_or_step_count_is_refused_before_any_rerun(capsys):
+    assert rederive.main(["--pair", "xx-yy"]) == 1
+    assert "--pair xx-yy: params.yaml's pairs are" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:
+        rederive.main(["--steps", "0"])
+    assert refused.value.code == 2
+    assert "--steps 0: give at least 1" in capsys.readouterr().err

@@ -151,12 +151,14 @@ def record_problem(stage: str, recorded: dict, run: dict, steps: int, mend: str)
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repo", type=Path, default=REPO, help="The repository (its last commit is checked).")
-    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=3, help="Training steps re-derived per method (at least 1).")
     parser.add_argument("--pair", help="Default: the first of params.yaml's pairs.")
     parser.add_argument("--skip-training", action="store_true", help="Checks 1-3 only.")
     parser.add_argument("--record", action="store_true",
                         help="Write metrics/rederive/PAIR.json (the first steps' weight md5s) once the other checks pass.")
     args = parser.parse_args(argv)
+    if args.steps < 1:
+        parser.error(f"--steps {args.steps}: give at least 1 (the record holds the md5 after that many steps)")
 
     python = Path(sys.executable)
     env = {**os.environ, "TQDM_DISABLE": "1", "PATH": f"{python.parent}{os.pathsep}{os.environ['PATH']}"}
@@ -171,6 +173,10 @@ def main(argv=None) -> int:
         lock = yaml.safe_load((clone / "dvc.lock").read_text()) if (clone / "dvc.lock").is_file() else {"stages": {}}
         params = yaml.safe_load((clone / "params.yaml").read_text())
         pair = args.pair or params["pairs"][0]
+        if pair not in params["pairs"]:
+            print(f"--pair {pair}: params.yaml's pairs are {', '.join(params['pairs'])}; give one of them",
+                  file=sys.stderr)
+            return 1
         listed = sh([*dvc, "stage", "list", "--name-only"], clone, env)
         problems += params_problems(clone, lock, set(listed.stdout.split()))
         problems += stale_problems(clone, dvc, env)
