@@ -234,3 +234,18 @@ def test_the_convergence_profiles_change_only_the_token_methods_budget(profile, 
     ticket = load_params(REPO / "configs" / profile).train_settings("ticket")
     assert (ticket.steps, ticket.patience, ticket.lr) == (625, 2, theirs["train.ticket"]["lr"])
     assert load_params(REPO / "configs" / profile).train_settings("embed") == load_params(REPO / base).train_settings("embed")
+
+
+def test_the_sgd_source_profile_changes_only_how_the_ks_source_is_tuned():
+    import yaml
+
+    mine, default = (yaml.safe_load(path.read_text()) for path in (REPO / "configs/sgd-source.yaml", REPO / "params.yaml"))
+    for tree in (mine, default):  # what may differ: the KS source's section and the seeds
+        tree["train"].pop("embed")
+        tree.pop("seeds")
+    assert mine == default
+    sgd, params = load_params(REPO / "configs/sgd-source.yaml"), load_params(REPO / "params.yaml")
+    assert (sgd.train_settings("embed").optimizer, sgd.train_settings("embed").momentum) == ("sgd", 0.0)
+    assert (params.train_settings("embed").optimizer, sgd.seeds) == ("adamw", (0,))
+    for method in ("ticket", "full", "lora", "prefix"):  # whatever trains from the tickets trains as in the default
+        assert sgd.train_settings(method) == params.train_settings(method)
