@@ -191,13 +191,17 @@ def table(eval_dir, certify_dir, ks_dir, train_dir, dev_curves):
     """
     if dev_curves and not train_dir:
         raise click.UsageError("--dev-curves draws from the training metrics: add --train-dir DIR")
+    click.echo(_table_markdown(eval_dir, certify_dir, ks_dir, train_dir, dev_curves))
+
+
+def _table_markdown(eval_dir, certify_dir, ks_dir, train_dir=None, dev_curves=None) -> str:
+    """`ksl table`'s text; with `dev_curves`, the multi-epoch runs' dev curves drawn there (and .csv)."""
     from kslottery.report.tables import epochs_markdown, read_records, report_markdown
 
     markdown = report_markdown(eval_dir, certify_dir, ks_dir)[1]
     run = lambda r: (r.get("pair"), r.get("seed"), r.get("method"))  # noqa: E731
     tabled = {run(r) for r in read_records(eval_dir)}
     epochs = epochs_markdown([r for r in read_records(train_dir) if run(r) in tabled]) if train_dir else ""
-    click.echo(markdown + ("\n" + epochs if epochs else ""))
     if dev_curves:
         from kslottery.report.figures import dev_curves_frame, plot_dev_curves
 
@@ -209,6 +213,43 @@ def table(eval_dir, certify_dir, ks_dir, train_dir, dev_curves):
             click.echo(f"dev curves: {dev_curves} and {Path(dev_curves).with_suffix('.csv')}", err=True)
         else:
             click.echo("dev curves: no tabled run trained more than one epoch; nothing drawn", err=True)
+    return markdown + ("\n" + epochs if epochs else "")
+
+
+@main.command()
+@click.argument("out", type=click.Path(file_okay=False))
+@click.option("--from", "side", required=True, type=click.Path(exists=True, file_okay=False),
+              help="The side profile's checkout (its metrics/ hold the runs it changed).")
+@click.option("-m", "--method", "methods", multiple=True, required=True, type=click.Choice(names(trained)),
+              help="A method the side profile trained (repeat the option); every other comes from the default.")
+@click.option("--seed", "seeds", multiple=True, type=click.IntRange(min=0), default=(0,), show_default=True,
+              help="A seed to collect (repeat the option); seeds already in OUT stay.")
+@click.option("--pair", "pairs", multiple=True, default=("en-ca",), show_default=True, help="A pair (repeat).")
+@click.option("--default", "default", default=".", show_default=True, type=click.Path(exists=True, file_okay=False),
+              help="The default's checkout: the base model and the methods the side profile did not rerun.")
+@user_errors
+def collect(out, side, methods, seeds, pairs, default):
+    """Gather a side profile's runs and the default's others into OUT, and rewrite OUT/table.md.
+
+    \b
+    E.g. the convergence profile, run in a second checkout /work/converge:
+      ksl collect results/converge --from /work/converge -m ticket -m frequent-k \\
+          -m template-tokens -m random-seen-k --seed 0
+    OUT/table.md keeps its text above the table (say there what ran where); the table below it is
+    `ksl table` of OUT, with the epochs and dev curves of runs that trained more than one epoch.
+    """
+    from kslottery.studies.collect import collect as copy_files, keep_header, plan
+
+    copies = plan(out, side, list(methods), list(pairs), list(seeds), default)
+    copy_files(copies)
+    out = Path(out)
+    header = keep_header(out / "table.md", f"# {out.name}\n\nMethods {', '.join(methods)} from {side}; the rest "
+                                            f"from the default. Made by `ksl collect`.\n\n")
+    markdown = _table_markdown(out / "eval", None, out / "ks" if (out / "ks").is_dir() else None, out / "train",
+                               out / "dev_curves.png")
+    write_text(out / "table.md", header + markdown)
+    click.echo(header + markdown)
+    click.echo(f"copied {len(copies)} files into {out}; wrote {out / 'table.md'}", err=True)
 
 
 def _profile_dirs(ctx, param, values):

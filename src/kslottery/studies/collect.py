@@ -1,0 +1,113 @@
+"""`ksl collect`: a side profile's runs beside the default's, as one results folder.
+
+A side profile (configs/converge.yaml, configs/sgd-source.yaml, ...) runs in a second checkout that
+shares the default's DVC cache, so only the stages it changes train there. Its table compares those
+runs with the default's others: the base model and every method the profile did not rerun. This
+gathers both into `OUT/{eval,train,ks}/PAIR/...`, the layout `ksl table` reads:
+
+* from the side checkout: each named method's evaluation and training records of each seed, and the
+  seed's ks-select metrics where the profile ran its own; a named method the side checkout has not
+  rerun (a fresh checkout holds git's copy of the default's records) is kept as OUT holds it, from
+  the session that ran it, and refused if OUT has no run of it either;
+* from the default checkout: the base model's evaluation, every other method of the same seeds, and
+  the ks-select metrics where neither the side checkout nor OUT holds the profile's own.
+
+Every file is checked to exist before any is written, and each is written whole (atomically): a
+folder that already holds other seeds keeps them, so seeds run in separate sessions add up.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from kslottery import KSLotteryError
+from kslottery.atomic import atomic_file
+from kslottery.config.registry import BASE
+
+EVAL_SUFFIXES = (".json", ".translations.tsv")
+TRAIN_SUFFIXES = (".json", ".loss.csv", ".dev.csv")  # .dev.csv only where a run evaluated dev per epoch
+
+
+class CollectError(KSLotteryError, ValueError):
+    """A run the collection needs is not on disk; the message names the stage to run."""
+
+
+@dataclass(frozen=True)
+class Copy:
+    source: Path
+    target: Path
+
+
+def _run_files(metrics: Path, pair: str, seed: int, method: str, into: Path, checkout: Path) -> list[Copy]:
+    """A trained method's evaluation (required) and training records (those present) of one seed."""
+    evaluated = metrics / "eval" / pair / f"s{seed}" / f"{method}.json"
+    if not evaluated.is_file():
+        raise CollectError(f"{evaluated} is missing: run `dvc repro evaluate@{pair}-{seed}-{method}` in {checkout} "
+                           "first, or leave the method or seed out")
+    copies = [Copy(metrics / "eval" / pair / f"s{seed}" / f"{method}{s}", into / "eval" / pair / f"s{seed}" / f"{method}{s}")
+              for s in EVAL_SUFFIXES]
+    copies += [Copy(metrics / "train" / pair / f"s{seed}" / f"{method}{s}", into / "train" / pair / f"s{seed}" / f"{method}{s}")
+               for s in TRAIN_SUFFIXES]
+    return [c for c in copies if c.source.is_file()]
+
+
+def _side_run(out: Path, side: Path, default: Path, pair: str, seed: int, method: str) -> list[Copy]:
+    """A side method's files from the side checkout where it reran there; none where OUT already holds
+    an earlier collection of it (a run of another session); else CollectError."""
+    record = Path("eval") / pair / f"s{seed}" / f"{method}.json"
+    own = (default / "metrics" / record).read_bytes() if (default / "metrics" / record).is_file() else None
+    rerun = lambda path: path.is_file() and path.read_bytes() != own  # noqa: E731 (git's copy is the default's)
+    if rerun(side / "metrics" / record):
+        return _run_files(side / "metrics", pair, seed, method, out, side)
+    if rerun(out / record):
+        return []
+    raise CollectError(f"{method} seed {seed} ({pair}) has not run in {side} (its record is missing or git's copy "
+                       f"of the default's) and {out} holds no earlier run of it: run "
+                       f"`dvc repro evaluate@{pair}-{seed}-{method}` in {side} first")
+
+
+def plan(out: str | Path, side: str | Path, methods: list[str], pairs: list[str], seeds: list[int],
+         default: str | Path = ".") -> list[Copy]:
+    """The files to copy, sources checked; raises CollectError naming the first one missing."""
+    out, side, default = Path(out), Path(side), Path(default)
+    if side.resolve() == default.resolve():
+        raise CollectError(f"--from {side} is the default checkout itself; give the side profile's checkout")
+    copies = []
+    for pair in pairs:
+        base = default / "metrics" / "eval" / pair / f"{BASE}.json"
+        if not base.is_file():
+            raise CollectError(f"{base} is missing: run `dvc repro evaluate-base@{pair}` in {default} first")
+        copies += [Copy(default / "metrics" / "eval" / pair / f"{BASE}{s}", out / "eval" / pair / f"{BASE}{s}")
+                   for s in EVAL_SUFFIXES]
+        for seed in seeds:
+            for method in methods:
+                copies += _side_run(out, side, default, pair, seed, method)
+            evaluated = default / "metrics" / "eval" / pair / f"s{seed}"
+            others = sorted(p.name.removesuffix(".json") for p in evaluated.glob("*.json")
+                            if p.name.removesuffix(".json") not in methods)
+            copies += [c for m in others for c in _run_files(default / "metrics", pair, seed, m, out, default)]
+            ks = Path("ks") / pair / f"s{seed}.json"
+            own = (default / "metrics" / ks).read_bytes() if (default / "metrics" / ks).is_file() else None
+            if (side / "metrics" / ks).is_file() and (side / "metrics" / ks).read_bytes() != own:
+                copies.append(Copy(side / "metrics" / ks, out / ks))  # the profile's own selection
+            elif not (out / ks).is_file():  # else OUT keeps what an earlier collection took
+                copies.append(Copy(default / "metrics" / ks, out / ks))
+    return [c for c in copies if c.source.is_file()]
+
+
+def collect(copies: list[Copy]) -> None:
+    """Copy each planned file, each written whole."""
+    for copy in copies:
+        with atomic_file(copy.target) as tmp:
+            shutil.copyfile(copy.source, tmp)
+
+
+def keep_header(table_md: Path, default: str) -> str:
+    """The hand-written text above a results table (everything before its first `| ` row), else `default`."""
+    if not table_md.is_file():
+        return default
+    lines = table_md.read_text().splitlines(keepends=True)
+    first = next((i for i, line in enumerate(lines) if line.startswith("| ")), len(lines))
+    return "".join(lines[:first]) or default

@@ -1,0 +1,77 @@
+import json
+
+from click.testing import CliRunner
+
+from kslottery.cli import main
+
+
+def _record(method, chrf, seed=0):
+    return {"pair": "en-ca", "method": method, "seed": seed, "bleu": 1.0, "chrf++": chrf, "whole_chrf++": chrf,
+            "trainable_params": 0 if method == "base" else 10, "total_params": 1000}
+
+
+def _write(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def _checkout(root, runs):
+    """A checkout's metrics: the base, and {(seed, method): chrF++} with translations and training records."""
+    _write(root / "metrics/eval/en-ca/base.json", json.dumps(_record("base", 8.0)))
+    _write(root / "metrics/eval/en-ca/base.translations.tsv", "source\treference\thypothesis\n")
+    for (seed, method), chrf in runs.items():
+        _write(root / f"metrics/eval/en-ca/s{seed}/{method}.json", json.dumps(_record(method, chrf, seed)))
+        _write(root / f"metrics/eval/en-ca/s{seed}/{method}.translations.tsv", f"{method} {chrf}\n")
+        _write(root / f"metrics/train/en-ca/s{seed}/{method}.json", json.dumps({"method": method, "steps": 125}))
+    return root
+
+
+def test_collect_takes_the_named_methods_from_the_side_checkout_and_the_rest_from_the_default(tmp_path):
+    default = _checkout(tmp_path / "default", {(0, "embed"): 28.0, (0, "ticket"): 16.0, (1, "embed"): 27.0,
+                                               (1, "ticket"): 15.0})
+    side = _checkout(tmp_path / "side", {(0, "ticket"): 18.5, (1, "ticket"): 17.5})
+    _write(side / "metrics/train/en-ca/s0/ticket.json",
+           json.dumps({"method": "ticket", "epochs": 5.0, "kept_epoch": 3.0, "dev_chrf++": 17.4}))
+    _write(side / "metrics/train/en-ca/s0/ticket.dev.csv", "epoch,step,chrf++,bleu\n1,125,16,1\n2,250,17.4,1\n")
+    out = tmp_path / "results" / "converge"
+    _write(out / "table.md", "# Converged\n\nWhat ran where.\n\n| old | table |\n")
+    args = ["collect", str(out), "--from", str(side), "-m", "ticket", "--default", str(default)]
+
+    result = CliRunner().invoke(main, [*args, "--seed", "0"])
+    assert result.exit_code == 0, result.output
+    assert (out / "eval/en-ca/s0/ticket.json").read_bytes() == (side / "metrics/eval/en-ca/s0/ticket.json").read_bytes()
+    assert (out / "eval/en-ca/s0/embed.json").read_bytes() == (default / "metrics/eval/en-ca/s0/embed.json").read_bytes()
+    assert (out / "train/en-ca/s0/ticket.dev.csv").is_file() and (out / "eval/en-ca/base.translations.tsv").is_file()
+    assert not (out / "eval/en-ca/s1").exists()
+    table = (out / "table.md").read_text()
+    assert table.startswith("# Converged\n\nWhat ran where.\n\n| method") and "| old | table |" not in table
+    assert "18.50" in table and "16.00" not in table  # the side's tickets, not the default's
+    assert (out / "dev_curves.png").read_bytes()[:4] == b"\x89PNG"
+
+    again = CliRunner().invoke(main, [*args, "--seed", "1"])  # a later session's seed adds up
+    assert again.exit_code == 0, again.output
+    assert (out / "eval/en-ca/s0/ticket.json").is_file() and (out / "eval/en-ca/s1/ticket.json").is_file()
+
+    # a fresh side checkout (git's copies of the default's records): the runs collected earlier stay
+    (side / "metrics/eval/en-ca/s0/ticket.json").write_bytes((default / "metrics/eval/en-ca/s0/ticket.json").read_bytes())
+    fresh = CliRunner().invoke(main, [*args, "--seed", "0"])
+    assert fresh.exit_code == 0, fresh.output
+    assert json.loads((out / "eval/en-ca/s0/ticket.json").read_text())["chrf++"] == 18.5
+
+
+def test_collect_refuses_a_run_the_side_checkout_has_not_made_and_writes_nothing(tmp_path):
+    default = _checkout(tmp_path / "default", {(0, "embed"): 28.0, (0, "ticket"): 16.0, (0, "frequent-k"): 19.0})
+    side = _checkout(tmp_path / "side", {(0, "ticket"): 18.5})
+    (side / "metrics/eval/en-ca/s0/frequent-k.json").write_bytes(
+        (default / "metrics/eval/en-ca/s0/frequent-k.json").read_bytes())  # git's copy of the default's record
+    out = tmp_path / "out"
+    base = ["collect", str(out), "--from", str(side), "--default", str(default), "-m", "ticket"]
+
+    missing = CliRunner().invoke(main, [*base, "-m", "random-seen-k"])
+    assert missing.exit_code == 1 and "dvc repro evaluate@en-ca-0-random-seen-k" in missing.output
+    unchanged = CliRunner().invoke(main, [*base, "-m", "frequent-k"])
+    assert unchanged.exit_code == 1 and "git's copy of the default's" in unchanged.output
+    itself = CliRunner().invoke(main, ["collect", str(out), "--from", str(default), "--default", str(default),
+                                       "-m", "ticket"])
+    assert itself.exit_code == 1 and "the default checkout itself" in itself.output
+    assert not out.exists()
