@@ -19,6 +19,8 @@ folder that already holds other seeds keeps them, so seeds run in separate sessi
 from __future__ import annotations
 
 import shutil
+
+import yaml
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +55,12 @@ def _run_files(metrics: Path, pair: str, seed: int, method: str, into: Path, che
     return [c for c in copies if c.source.is_file()]
 
 
+def _model(checkout: Path) -> str | None:
+    """The `model.source` a checkout's params.yaml names (None without one)."""
+    params = checkout / "params.yaml"
+    return (yaml.safe_load(params.read_text()) or {}).get("model", {}).get("source") if params.is_file() else None
+
+
 def _side_run(out: Path, side: Path, default: Path, pair: str, seed: int, method: str) -> list[Copy]:
     """A side method's files from the side checkout where it reran there; none where OUT already holds
     an earlier collection of it (a run of another session); else CollectError."""
@@ -74,6 +82,11 @@ def plan(out: str | Path, side: str | Path, methods: list[str], pairs: list[str]
     out, side, default = Path(out), Path(side), Path(default)
     if side.resolve() == default.resolve():
         raise CollectError(f"--from {side} is the default checkout itself; give the side profile's checkout")
+    models = {checkout: _model(checkout) for checkout in (side, default)}
+    if models[side] != models[default]:
+        raise CollectError(f"the side checkout {side} runs model {models[side]}, the default checkout {default} "
+                           f"{models[default]}: the default's runs are no comparison for another model's; copy its "
+                           "files beside that model's own")
     copies = []
     for pair in pairs:
         base = default / "metrics" / "eval" / pair / f"{BASE}.json"
