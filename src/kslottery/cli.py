@@ -206,7 +206,7 @@ def _table_markdown(eval_dir, certify_dir, ks_dir, train_dir=None, dev_curves=No
         from kslottery.report.figures import dev_curves_frame, plot_dev_curves
 
         curves = dev_curves_frame(train_dir)
-        curves = curves[[run(r) in tabled for r in curves.to_dict("records")]]
+        curves = curves.loc[[run(r) in tabled for r in curves.to_dict("records")]]  # rows, even where none
         Path(dev_curves).parent.mkdir(parents=True, exist_ok=True)
         if plot_dev_curves(curves, dev_curves):
             curves.to_csv(Path(dev_curves).with_suffix(".csv"), index=False)
@@ -222,13 +222,15 @@ def _table_markdown(eval_dir, certify_dir, ks_dir, train_dir=None, dev_curves=No
               help="The side profile's checkout (its metrics/ hold the runs it changed).")
 @click.option("-m", "--method", "methods", multiple=True, required=True, type=click.Choice(names(trained)),
               help="A method the side profile trained (repeat the option); every other comes from the default.")
+@click.option("-x", "--exclude", "excluded", multiple=True, type=click.Choice(names(trained)),
+              help="A default method to leave out (repeat), e.g. a row control trained at another row count.")
 @click.option("--seed", "seeds", multiple=True, type=click.IntRange(min=0), default=(0,), show_default=True,
               help="A seed to collect (repeat the option); seeds already in OUT stay.")
 @click.option("--pair", "pairs", multiple=True, default=("en-ca",), show_default=True, help="A pair (repeat).")
 @click.option("--default", "default", default=".", show_default=True, type=click.Path(exists=True, file_okay=False),
               help="The default's checkout: the base model and the methods the side profile did not rerun.")
 @user_errors
-def collect(out, side, methods, seeds, pairs, default):
+def collect(out, side, methods, seeds, pairs, default, excluded):
     """Gather a side profile's runs and the default's others into OUT, and rewrite OUT/table.md.
 
     \b
@@ -240,7 +242,7 @@ def collect(out, side, methods, seeds, pairs, default):
     """
     from kslottery.studies.collect import collect as copy_files, keep_header, plan
 
-    copies = plan(out, side, list(methods), list(pairs), list(seeds), default)
+    copies = plan(out, side, list(methods), list(pairs), list(seeds), default, list(excluded))
     copy_files(copies)
     out = Path(out)
     header = keep_header(out / "table.md", f"# {out.name}\n\nMethods {', '.join(methods)} from {side}; the rest "

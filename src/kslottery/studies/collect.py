@@ -9,8 +9,9 @@ gathers both into `OUT/{eval,train,ks}/PAIR/...`, the layout `ksl table` reads:
   seed's ks-select metrics where the profile ran its own; a named method the side checkout has not
   rerun (a fresh checkout holds git's copy of the default's records) is kept as OUT holds it, from
   the session that ran it, and refused if OUT has no run of it either;
-* from the default checkout: the base model's evaluation, every other method of the same seeds, and
-  the ks-select metrics where neither the side checkout nor OUT holds the profile's own.
+* from the default checkout: the base model's evaluation, every other method of the same seeds (but
+  those `excluded`: e.g. a row control whose count differs from the profile's), and the ks-select
+  metrics where neither the side checkout nor OUT holds the profile's own.
 
 Every file is checked to exist before any is written, and each is written whole (atomically): a
 folder that already holds other seeds keeps them, so seeds run in separate sessions add up.
@@ -80,9 +81,11 @@ def _side_run(out: Path, side: Path, default: Path, pair: str, seed: int, method
 
 
 def plan(out: str | Path, side: str | Path, methods: list[str], pairs: list[str], seeds: list[int],
-         default: str | Path = ".") -> list[Copy]:
+         default: str | Path = ".", excluded: list[str] = ()) -> list[Copy]:
     """The files to copy, sources checked; raises CollectError naming the first one missing."""
     out, side, default = Path(out), Path(side), Path(default)
+    if both := sorted(set(methods) & set(excluded)):
+        raise CollectError(f"{both[0]} is both collected (-m) and excluded (-x): give it once")
     if side.resolve() == default.resolve():
         raise CollectError(f"--from {side} is the default checkout itself; give the side profile's checkout")
     models = {checkout: _model(checkout) for checkout in (side, default)}
@@ -104,7 +107,7 @@ def plan(out: str | Path, side: str | Path, methods: list[str], pairs: list[str]
                 copies += _side_run(out, side, default, pair, seed, method)
             evaluated = default / "metrics" / "eval" / pair / f"s{seed}"
             others = sorted(p.name.removesuffix(".json") for p in evaluated.glob("*.json")
-                            if p.name.removesuffix(".json") not in methods)
+                            if p.name.removesuffix(".json") not in (*methods, *excluded))
             copies += [c for m in others for c in _run_files(default / "metrics", pair, seed, m, out, default)]
             ks = Path("ks") / pair / f"s{seed}.json"
             if _not_default(side / "metrics" / ks, default / "metrics" / ks):
