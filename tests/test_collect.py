@@ -53,10 +53,28 @@ def test_collect_takes_the_named_methods_from_the_side_checkout_and_the_rest_fro
     assert (out / "eval/en-ca/s0/ticket.json").is_file() and (out / "eval/en-ca/s1/ticket.json").is_file()
 
     # a fresh side checkout (git's copies of the default's records): the runs collected earlier stay
-    (side / "metrics/eval/en-ca/s0/ticket.json").write_bytes((default / "metrics/eval/en-ca/s0/ticket.json").read_bytes())
+    for record in ("eval/en-ca/s0/ticket.json", "train/en-ca/s0/ticket.json"):
+        (side / "metrics" / record).write_bytes((default / "metrics" / record).read_bytes())
     fresh = CliRunner().invoke(main, [*args, "--seed", "0"])
     assert fresh.exit_code == 0, fresh.output
     assert json.loads((out / "eval/en-ca/s0/ticket.json").read_text())["chrf++"] == 18.5
+
+
+def test_collect_takes_a_rerun_whose_evaluation_equals_the_defaults(tmp_path):
+    """A converged run that keeps its first epoch evaluates to the default's bytes; its training record
+    (the epochs it ran) still shows it ran, so it is collected, not refused."""
+    default = _checkout(tmp_path / "default", {(0, "embed"): 28.0, (0, "random-seen-k"): 7.4})
+    side = _checkout(tmp_path / "side", {(0, "random-seen-k"): 7.4})
+    kept_first = {"method": "random-seen-k", "epochs": 3.0, "kept_epoch": 1.0, "dev_chrf++": 6.67}
+    _write(side / "metrics/train/en-ca/s0/random-seen-k.json", json.dumps(kept_first))
+    _write(side / "metrics/train/en-ca/s0/random-seen-k.dev.csv", "epoch,step,chrf++,bleu\n1,125,6.67,1\n")
+    out = tmp_path / "out"
+
+    result = CliRunner().invoke(main, ["collect", str(out), "--from", str(side), "--default", str(default),
+                                       "-m", "random-seen-k"])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "train/en-ca/s0/random-seen-k.json").read_text()) == kept_first
+    assert (out / "train/en-ca/s0/random-seen-k.dev.csv").is_file()
 
 
 def test_collect_refuses_a_run_the_side_checkout_has_not_made_and_writes_nothing(tmp_path):

@@ -8,7 +8,9 @@ gathers both into `OUT/{eval,train,ks}/PAIR/...`, the layout `ksl table` reads:
 * from the side checkout: each named method's evaluation and training records of each seed, and the
   seed's ks-select metrics where the profile ran its own; a named method the side checkout has not
   rerun (a fresh checkout holds git's copy of the default's records) is kept as OUT holds it, from
-  the session that ran it, and refused if OUT has no run of it either;
+  the session that ran it, and refused if OUT has no run of it either. A rerun shows in its
+  evaluation or its training record: a converged run that keeps its first epoch evaluates to the
+  default's bytes, yet records the epochs it ran;
 * from the default checkout: the base model's evaluation, every other method of the same seeds (but
   those `excluded`: e.g. a row control whose count differs from the profile's), and the ks-select
   metrics where neither the side checkout nor OUT holds the profile's own.
@@ -67,13 +69,20 @@ def _model(checkout: Path) -> str | None:
     return (yaml.safe_load(params.read_text()) or {}).get("model", {}).get("source") if params.is_file() else None
 
 
+def _own_run(records: Path, default: Path, pair: str, seed: int, method: str) -> bool:
+    """Whether RECORDS (a metrics folder) holds a run of its own: its evaluation, and an evaluation or
+    training record other than the default's."""
+    evaluated, trained = (Path(kind) / pair / f"s{seed}" / f"{method}.json" for kind in ("eval", "train"))
+    return (records / evaluated).is_file() and any(_not_default(records / r, default / "metrics" / r)
+                                                   for r in (evaluated, trained))
+
+
 def _side_run(out: Path, side: Path, default: Path, pair: str, seed: int, method: str) -> list[Copy]:
     """A side method's files from the side checkout where it reran there; none where OUT already holds
     an earlier collection of it (a run of another session); else CollectError."""
-    record = Path("eval") / pair / f"s{seed}" / f"{method}.json"
-    if _not_default(side / "metrics" / record, default / "metrics" / record):
+    if _own_run(side / "metrics", default, pair, seed, method):
         return _run_files(side / "metrics", pair, seed, method, out, side)
-    if _not_default(out / record, default / "metrics" / record):
+    if _own_run(out, default, pair, seed, method):
         return []
     raise CollectError(f"{method} seed {seed} ({pair}) has not run in {side} (its record is missing or git's copy "
                        f"of the default's) and {out} holds no earlier run of it: run "
