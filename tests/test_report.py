@@ -388,3 +388,12 @@ def test_ksl_table_draws_the_dev_curves_of_multi_epoch_runs(tmp_path):
     assert not (tmp_path / "one-epoch.png").exists()
     refused = CliRunner().invoke(main, [*args, "--dev-curves", str(tmp_path / "other.png")])
     assert refused.exit_code != 0 and "add --train-dir" in refused.output and not (tmp_path / "other.png").exists()
+
+
+def test_the_mean_dev_curve_ends_where_the_first_seed_stopped():
+    from kslottery.report.figures import mean_dev_curve
+
+    runs = pd.DataFrame({"seed": [0] * 5 + [1] * 3, "epoch": [1, 2, 3, 4, 5, 1, 2, 3],
+                         "chrF++": [16.0, 17.0, 17.0, 17.0, 17.0, 6.0, 6.0, 6.0]})
+    mean = mean_dev_curve(runs)
+    assert list(mean.index) == [1, 2, 3] and list(mean) == [11.0, 11.5, 11.5]  # no jump to seed 0's 17 at epoch 4

@@ -106,9 +106,16 @@ def dev_curves_frame(train_dir: str | Path) -> pd.DataFrame:
     return pd.concat(frames)[columns].reset_index(drop=True) if frames else pd.DataFrame(columns=columns)
 
 
+def mean_dev_curve(runs: pd.DataFrame) -> pd.Series:
+    """One method's mean dev chrF++ over seeds per epoch, over the epochs every seed ran: a seed that
+    stopped early leaves the mean there, rather than the mean jumping to the other seeds' scores."""
+    every_seed_ran = runs.groupby("seed")["epoch"].max().min()
+    return runs[runs["epoch"] <= every_seed_ran].groupby("epoch")["chrF++"].mean()
+
+
 def plot_dev_curves(curves: pd.DataFrame, out_png: str | Path) -> bool:
-    """Dev chrF++ per epoch, one panel per pair: each seed thin, the mean over seeds bold, per method;
-    only runs of more than one epoch. False (and nothing written) when there are none."""
+    """Dev chrF++ per epoch, one panel per pair: each seed thin, the mean over seeds bold (mean_dev_curve),
+    per method; only runs of more than one epoch. False (and nothing written) when there are none."""
     curves = curves[curves.groupby(["pair", "seed", "method"])["epoch"].transform("count") > 1]
     if curves.empty:
         return False
@@ -121,9 +128,10 @@ def plot_dev_curves(curves: pd.DataFrame, out_png: str | Path) -> bool:
             runs = mine[mine["method"] == method]
             for _, run in runs.groupby("seed"):
                 ax.plot(run["epoch"], run["chrF++"], color=colour(method), alpha=0.3, linewidth=0.8, marker=".")
-            mean = runs.groupby("epoch")["chrF++"].mean()
+            mean = mean_dev_curve(runs)
             ax.plot(mean.index, mean, color=colour(method), linewidth=1.8, label=label(method))
-        label_axes(ax, f"{pair}: dev chrF++ after each epoch (thin: a seed; bold: their mean)", "epoch", "dev chrF++")
+        ax.set_xticks(sorted(mine["epoch"].unique()))
+        label_axes(ax, f"{pair}: dev chrF++ per epoch (thin: seeds; bold: mean while all run)", "epoch", "dev chrF++")
     save_png(fig, out_png)
     return True
 
