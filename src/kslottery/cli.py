@@ -228,7 +228,9 @@ def _table_markdown(eval_dir, certify_dir, ks_dir, train_dir=None, dev_curves=No
               help="A seed to collect (repeat the option); seeds already in OUT stay.")
 @click.option("--pair", "pairs", multiple=True, default=("en-ca",), show_default=True, help="A pair (repeat).")
 @click.option("--default", "default", default=".", show_default=True, type=click.Path(exists=True, file_okay=False),
-              help="The default's checkout: the base model and the methods the side profile did not rerun.")
+              help="The default's checkout: the base model and the methods the side profile did not rerun; for "
+                   "a side profile of another model, a results folder of that model's runs (e.g. "
+                   "results/gemma3-270m/k18).")
 @user_errors
 def collect(out, side, methods, seeds, pairs, default, excluded):
     """Gather a side profile's runs and the default's others into OUT, and rewrite OUT/table.md.

@@ -13,7 +13,10 @@ gathers both into `OUT/{eval,train,ks}/PAIR/...`, the layout `ksl table` reads:
   default's bytes, yet records the epochs it ran;
 * from the default checkout: the base model's evaluation, every other method of the same seeds (but
   those `excluded`: e.g. a row control whose count differs from the profile's), and the ks-select
-  metrics where neither the side checkout nor OUT holds the profile's own.
+  metrics where neither the side checkout nor OUT holds the profile's own. For a side profile of
+  another model, "the default" is a results folder of that model's runs in this layout (e.g.
+  results/gemma3-270m/k18); every run taken from the side checkout must be of the model the
+  default's base is (their evaluation records' `total_params`).
 
 Every file is checked to exist before any is written, and each is written whole (atomically): a
 folder that already holds other seeds keeps them, so seeds run in separate sessions add up.
@@ -21,6 +24,7 @@ folder that already holds other seeds keeps them, so seeds run in separate sessi
 
 from __future__ import annotations
 
+import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,20 +73,37 @@ def _model(checkout: Path) -> str | None:
     return (yaml.safe_load(params.read_text()) or {}).get("model", {}).get("source") if params.is_file() else None
 
 
+def _records(root: Path) -> Path:
+    """Where ROOT's records lie: a checkout's metrics/, or ROOT itself (a results folder in this layout)."""
+    return root / "metrics" if (root / "metrics").is_dir() else root
+
+
+def _total_params(record: Path) -> int | None:
+    return json.loads(record.read_text()).get("total_params")
+
+
 def _own_run(records: Path, default: Path, pair: str, seed: int, method: str) -> bool:
     """Whether RECORDS (a metrics folder) holds a run of its own: its evaluation, and an evaluation or
-    training record other than the default's."""
+    training record other than the default's (DEFAULT: the default's records)."""
     evaluated, trained = (Path(kind) / pair / f"s{seed}" / f"{method}.json" for kind in ("eval", "train"))
-    return (records / evaluated).is_file() and any(_not_default(records / r, default / "metrics" / r)
+    return (records / evaluated).is_file() and any(_not_default(records / r, default / r)
                                                    for r in (evaluated, trained))
 
 
 def _side_run(out: Path, side: Path, default: Path, pair: str, seed: int, method: str) -> list[Copy]:
-    """A side method's files from the side checkout where it reran there; none where OUT already holds
-    an earlier collection of it (a run of another session); else CollectError."""
-    if _own_run(side / "metrics", default, pair, seed, method):
+    """A side method's files from the side checkout where it reran there (a run of the default base's
+    model); none where OUT already holds an earlier collection of it (a run of another session); else
+    CollectError."""
+    records = _records(default)
+    if _own_run(side / "metrics", records, pair, seed, method):
+        evaluated = side / "metrics" / "eval" / pair / f"s{seed}" / f"{method}.json"
+        ours, theirs = _total_params(evaluated), _total_params(records / "eval" / pair / f"{BASE}.json")
+        if ours != theirs:
+            raise CollectError(f"{evaluated} is a model of {ours:,} parameters, the base in {default} one of "
+                               f"{theirs:,}: give --default the results of the side model's own runs (e.g. "
+                               "results/gemma3-270m/k18)")
         return _run_files(side / "metrics", pair, seed, method, out, side)
-    if _own_run(out, default, pair, seed, method):
+    if _own_run(out, records, pair, seed, method):
         return []
     raise CollectError(f"{method} seed {seed} ({pair}) has not run in {side} (its record is missing or git's copy "
                        f"of the default's) and {out} holds no earlier run of it: run "
@@ -97,32 +118,34 @@ def plan(out: str | Path, side: str | Path, methods: list[str], pairs: list[str]
         raise CollectError(f"{both[0]} is both collected (-m) and excluded (-x): give it once")
     if side.resolve() == default.resolve():
         raise CollectError(f"--from {side} is the default checkout itself; give the side profile's checkout")
+    if out.resolve() == default.resolve():
+        raise CollectError(f"OUT {out} is the --default folder itself; collect into a folder of its own")
     models = {checkout: _model(checkout) for checkout in (side, default)}
-    if models[side] != models[default]:
+    if None not in models.values() and models[side] != models[default]:
         raise CollectError(f"the side checkout {side} runs model {models[side]}, the default checkout {default} "
-                           f"{models[default]}: the default's runs are no comparison for another model's; copy its "
-                           "files beside that model's own")
+                           f"{models[default]}: give --default the results of {models[side]}'s own runs (e.g. "
+                           "results/gemma3-270m/k18)")
     if problems := [problem for pair in pairs for problem in pair_problems(pair)]:
         raise CollectError(f"--pair: {problems[0]}")
-    copies = []
+    records, copies = _records(default), []
     for pair in pairs:
-        base = default / "metrics" / "eval" / pair / f"{BASE}.json"
+        base = records / "eval" / pair / f"{BASE}.json"
         if not base.is_file():
             raise CollectError(f"{base} is missing: run `dvc repro evaluate-base@{pair}` in {default} first")
-        copies += [Copy(default / "metrics" / "eval" / pair / f"{BASE}{s}", out / "eval" / pair / f"{BASE}{s}")
+        copies += [Copy(records / "eval" / pair / f"{BASE}{s}", out / "eval" / pair / f"{BASE}{s}")
                    for s in EVAL_SUFFIXES]
         for seed in seeds:
             for method in methods:
                 copies += _side_run(out, side, default, pair, seed, method)
-            evaluated = default / "metrics" / "eval" / pair / f"s{seed}"
+            evaluated = records / "eval" / pair / f"s{seed}"
             others = sorted(p.name.removesuffix(".json") for p in evaluated.glob("*.json")
                             if p.name.removesuffix(".json") not in (*methods, *excluded))
-            copies += [c for m in others for c in _run_files(default / "metrics", pair, seed, m, out, default)]
+            copies += [c for m in others for c in _run_files(records, pair, seed, m, out, default)]
             ks = Path("ks") / pair / f"s{seed}.json"
-            if _not_default(side / "metrics" / ks, default / "metrics" / ks):
+            if _not_default(side / "metrics" / ks, records / ks):
                 copies.append(Copy(side / "metrics" / ks, out / ks))  # the profile's own selection
             elif not (out / ks).is_file():  # else OUT keeps what an earlier collection took
-                copies.append(Copy(default / "metrics" / ks, out / ks))
+                copies.append(Copy(records / ks, out / ks))
     return [c for c in copies if c.source.is_file()]
 
 
