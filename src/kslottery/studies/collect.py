@@ -24,7 +24,6 @@ folder that already holds other seeds keeps them, so seeds run in separate sessi
 
 from __future__ import annotations
 
-import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +31,7 @@ from pathlib import Path
 import yaml
 
 from kslottery import KSLotteryError
-from kslottery.atomic import atomic_file
+from kslottery.atomic import atomic_file, read_json
 from kslottery.config.params import pair_problems
 from kslottery.config.registry import BASE
 
@@ -79,7 +78,8 @@ def _records(root: Path) -> Path:
 
 
 def _total_params(record: Path) -> int | None:
-    return json.loads(record.read_text()).get("total_params")
+    """The model size an evaluation record names (None in a record written before it did)."""
+    return read_json(record, "rerun its `dvc repro evaluate@...` stage").get("total_params")
 
 
 def _own_run(records: Path, default: Path, pair: str, seed: int, method: str) -> bool:
@@ -90,15 +90,15 @@ def _own_run(records: Path, default: Path, pair: str, seed: int, method: str) ->
                                                    for r in (evaluated, trained))
 
 
-def _side_run(out: Path, side: Path, default: Path, pair: str, seed: int, method: str) -> list[Copy]:
-    """A side method's files from the side checkout where it reran there (a run of the default base's
-    model); none where OUT already holds an earlier collection of it (a run of another session); else
-    CollectError."""
-    records = _records(default)
+def _side_run(out: Path, side: Path, default: Path, records: Path, pair: str, seed: int,
+              method: str) -> list[Copy]:
+    """A side method's files from the side checkout where it reran there (a run of the model of the base
+    in RECORDS, DEFAULT's records); none where OUT already holds an earlier collection of it (a run of
+    another session); else CollectError."""
     if _own_run(side / "metrics", records, pair, seed, method):
         evaluated = side / "metrics" / "eval" / pair / f"s{seed}" / f"{method}.json"
         ours, theirs = _total_params(evaluated), _total_params(records / "eval" / pair / f"{BASE}.json")
-        if ours != theirs:
+        if None not in (ours, theirs) and ours != theirs:
             raise CollectError(f"{evaluated} is a model of {ours:,} parameters, the base in {default} one of "
                                f"{theirs:,}: give --default the results of the side model's own runs (e.g. "
                                "results/gemma3-270m/k18)")
@@ -136,7 +136,7 @@ def plan(out: str | Path, side: str | Path, methods: list[str], pairs: list[str]
                    for s in EVAL_SUFFIXES]
         for seed in seeds:
             for method in methods:
-                copies += _side_run(out, side, default, pair, seed, method)
+                copies += _side_run(out, side, default, records, pair, seed, method)
             evaluated = records / "eval" / pair / f"s{seed}"
             others = sorted(p.name.removesuffix(".json") for p in evaluated.glob("*.json")
                             if p.name.removesuffix(".json") not in (*methods, *excluded))
