@@ -146,3 +146,25 @@ def test_collect_puts_another_models_runs_beside_that_models_results_folder(tmp_
                                             "--default", str(gemma)])
     assert onto_itself.exit_code == 1 and "is the --default folder itself" in onto_itself.output
     assert json.loads((out / "eval/en-ca/s0/stop-tokens.json").read_text())["chrf++"] == 32.5  # the first collection
+
+
+def test_collect_names_a_cut_short_record_and_skips_the_size_check_where_a_record_has_none(tmp_path):
+    """A side run's evaluation record cut short is refused with its name and the stage that rewrites it,
+    before anything is copied; a record written before records named the model size is collected."""
+    default = _checkout(tmp_path / "default", {(0, "embed"): 28.0, (0, "ticket"): 16.0})
+    side = _checkout(tmp_path / "side", {(0, "ticket"): 18.5})
+    out = tmp_path / "results/converge"
+    args = ["collect", str(out), "--from", str(side), "-m", "ticket", "--default", str(default)]
+    evaluated = side / "metrics/eval/en-ca/s0/ticket.json"
+    evaluated.write_text('{"pair": "en-ca", "method": "ticket", "chrf++": 18')
+
+    cut_short = CliRunner().invoke(main, args)
+    assert cut_short.exit_code == 1 and "ticket.json:1: not valid JSON" in cut_short.output
+    assert "dvc repro evaluate@" in cut_short.output and not out.exists()
+
+    record = _record("ticket", 18.5)
+    del record["total_params"]
+    evaluated.write_text(json.dumps(record))
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "eval/en-ca/s0/ticket.json").read_text())["chrf++"] == 18.5
